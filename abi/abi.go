@@ -1,0 +1,281 @@
+// Package abi is the single source of truth for the contract between the dowasm host and its
+// WebAssembly guests: every host function a guest may import, every function a guest exports,
+// their WebAssembly signatures, the status codes, and the byte layouts that cross the boundary.
+//
+// ABI.md (beside this file) is the prose form of this table; tests check that the two agree,
+// that the host binds exactly these functions, and that every compiled guest imports and
+// exports only what is listed here with the same signatures.
+package abi
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Version is the ABI major version this host implements. A guest announces the version it was
+// built for by exporting a function named VersionExportPrefix followed by the number.
+const Version = 1
+
+// VersionExportPrefix names the version marker export: ABI v1 guests export "dowasm_abi_v1".
+const VersionExportPrefix = "dowasm_abi_v"
+
+// ImportModule is the module name under which host functions are imported.
+const ImportModule = "dowasm"
+
+// ValType is a WebAssembly value type used in a signature.
+type ValType byte
+
+const (
+	I32 ValType = iota + 1
+	I64
+)
+
+func (t ValType) String() string {
+	switch t {
+	case I32:
+		return "i32"
+	case I64:
+		return "i64"
+	}
+	return fmt.Sprintf("valtype(%d)", byte(t))
+}
+
+// Param is a named parameter of a function.
+type Param struct {
+	Name string
+	Type ValType
+}
+
+// Func describes one function crossing the boundary.
+type Func struct {
+	Name    string
+	Params  []Param
+	Results []ValType
+	// Optional marks guest exports a guest may omit.
+	Optional bool
+	// Statuses lists the error statuses a host function can return (as -status).
+	Statuses []Status
+	Doc      string
+}
+
+// Signature renders the function as it appears in ABI.md headings:
+// name(p1: i32, p2: i32) -> i32
+func (f Func) Signature() string {
+	var b strings.Builder
+	b.WriteString(f.Name)
+	b.WriteByte('(')
+	for i, p := range f.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Name)
+		b.WriteString(": ")
+		b.WriteString(p.Type.String())
+	}
+	b.WriteByte(')')
+	if len(f.Results) > 0 {
+		b.WriteString(" -> ")
+		for i, r := range f.Results {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(r.String())
+		}
+	}
+	return b.String()
+}
+
+// TypeSignature renders only the types: (i32, i32) -> (i32). Used to compare with a compiled
+// module, where parameter names do not exist.
+func (f Func) TypeSignature() string {
+	ps := make([]ValType, len(f.Params))
+	for i, p := range f.Params {
+		ps[i] = p.Type
+	}
+	return FormatTypes(ps, f.Results)
+}
+
+// FormatTypes renders a type signature as (i32, i32) -> (i32).
+func FormatTypes(params, results []ValType) string {
+	j := func(ts []ValType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = t.String()
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + j(params) + ") -> (" + j(results) + ")"
+}
+
+// Status is the outcome of a host function. Host functions return an i32: a non-negative value
+// is success (a length, a count or 0) and a negative value is -Status.
+type Status int32
+
+const (
+	OK               Status = 0
+	NotFound         Status = 1  // the key, name or result does not exist
+	BadPointer       Status = 2  // a pointer/length pair lies outside guest memory
+	KeyTooLarge      Status = 3  // a key is longer than MaxKeySize
+	ValueTooLarge    Status = 4  // key plus value is longer than MaxEntrySize
+	TooManyKeys      Status = 5  // a batch has more than MaxBatch keys
+	InvalidArgument  Status = 6  // a malformed encoding, bad flag or out-of-range number
+	StorageFailure   Status = 7  // the database failed; the event will be rolled back
+	NoTransaction    Status = 8  // txn_commit/txn_rollback without a matching txn_begin
+	TooDeep          Status = 9  // explicit transactions nested deeper than MaxTxnDepth
+	ResultTooLarge   Status = 10 // a result would exceed MaxResultSize
+	NotAllowed       Status = 11 // the call is not allowed in this state (e.g. response_set outside fetch)
+	EventCancelled   Status = 12 // the event's deadline passed or the server is shutting down
+)
+
+var statusNames = map[Status]string{
+	OK:              "OK",
+	NotFound:        "NOT_FOUND",
+	BadPointer:      "BAD_POINTER",
+	KeyTooLarge:     "KEY_TOO_LARGE",
+	ValueTooLarge:   "VALUE_TOO_LARGE",
+	TooManyKeys:     "TOO_MANY_KEYS",
+	InvalidArgument: "INVALID_ARGUMENT",
+	StorageFailure:  "STORAGE_FAILURE",
+	NoTransaction:   "NO_TRANSACTION",
+	TooDeep:         "TOO_DEEP",
+	ResultTooLarge:  "RESULT_TOO_LARGE",
+	NotAllowed:      "NOT_ALLOWED",
+	EventCancelled:  "EVENT_CANCELLED",
+}
+
+// Statuses lists every status in numeric order.
+func Statuses() []Status {
+	out := make([]Status, 0, len(statusNames))
+	for s := OK; int(s) < len(statusNames); s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("STATUS_%d", int32(s))
+}
+
+// Limits enforced by the host on every guest call.
+const (
+	MaxKeySize    = 2 << 10         // 2 KiB
+	MaxEntrySize  = 2 << 20         // key + value: 2 MiB
+	MaxBatch      = 128             // keys in one batch get/put/delete
+	MaxTxnDepth   = 16              // nested explicit transactions
+	MaxResultSize = 32 << 20        // one staged result (a list, a batch get)
+	MaxHeaderSize = 64 << 10        // all response headers together
+	MaxBodySize   = 32 << 20        // one response body
+	MaxLogSize    = 16 << 10        // one log line
+	MaxErrorSize  = 16 << 10        // one error message
+)
+
+// List flags (storage_list's options encoding).
+const (
+	ListReverse    = 1 << 0
+	ListStart      = 1 << 1
+	ListStartAfter = 1 << 2
+	ListEnd        = 1 << 3
+	ListPrefix     = 1 << 4
+)
+
+// Log levels for the log host function.
+const (
+	LogDebug = 0
+	LogInfo  = 1
+	LogWarn  = 2
+	LogError = 3
+)
+
+func p(name string) Param { return Param{Name: name, Type: I32} }
+
+var ptrStatuses = []Status{BadPointer}
+
+// HostFuncs are the functions the host provides under ImportModule. Every one returns an i32:
+// non-negative on success, -Status on failure. None of them ever traps the guest for bad input.
+var HostFuncs = []Func{
+	{Name: "result_read", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, NotFound},
+		Doc: "Copies the staged result (the request of the current event, a value, a list) into guest memory at ptr, at most len bytes; returns the number copied."},
+	{Name: "response_set", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotAllowed, ResultTooLarge},
+		Doc: "Sets the response of the current fetch event from an encoded response; the host copies it."},
+	{Name: "error_set", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer},
+		Doc: "Sets the message reported when the current handler returns a non-zero code; the host copies at most MaxErrorSize bytes."},
+	{Name: "object_id", Results: []ValType{I32},
+		Doc: "Stages the object's ID as 64 lowercase hex characters; returns 64."},
+	{Name: "object_name", Results: []ValType{I32},
+		Statuses: []Status{NotFound},
+		Doc: "Stages the name the object's ID was derived from; NOT_FOUND for IDs not made from a name."},
+	{Name: "log", Params: []Param{p("level"), p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument},
+		Doc: "Writes a line to the host's structured log, tagged with the class and object."},
+	{Name: "storage_get", Params: []Param{p("key_ptr"), p("key_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, KeyTooLarge, NotFound, StorageFailure, EventCancelled},
+		Doc: "Stages the value stored under the key; returns its length."},
+	{Name: "storage_put", Params: []Param{p("key_ptr"), p("key_len"), p("val_ptr"), p("val_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, KeyTooLarge, ValueTooLarge, StorageFailure, EventCancelled},
+		Doc: "Stores the value under the key inside the current transaction; the host copies both."},
+	{Name: "storage_delete", Params: []Param{p("key_ptr"), p("key_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, KeyTooLarge, StorageFailure, EventCancelled},
+		Doc: "Deletes the key; returns 1 if it existed, 0 if not."},
+	{Name: "storage_get_batch", Params: []Param{p("keys_ptr"), p("keys_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, ResultTooLarge, StorageFailure, EventCancelled},
+		Doc: "Looks up an encoded key list; stages an encoded list of (found, value); returns its length."},
+	{Name: "storage_put_batch", Params: []Param{p("entries_ptr"), p("entries_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, ValueTooLarge, StorageFailure, EventCancelled},
+		Doc: "Stores an encoded entry list atomically (all or none)."},
+	{Name: "storage_delete_batch", Params: []Param{p("keys_ptr"), p("keys_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, StorageFailure, EventCancelled},
+		Doc: "Deletes an encoded key list; returns how many existed."},
+	{Name: "storage_list", Params: []Param{p("opts_ptr"), p("opts_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, KeyTooLarge, ResultTooLarge, StorageFailure, EventCancelled},
+		Doc: "Lists entries in key byte order per the encoded options; stages an encoded entry list; returns its length."},
+	{Name: "storage_delete_all", Results: []ValType{I32},
+		Statuses: []Status{StorageFailure, EventCancelled},
+		Doc: "Deletes every key of the object inside the current transaction."},
+	{Name: "txn_begin", Results: []ValType{I32},
+		Statuses: []Status{TooDeep, StorageFailure, EventCancelled},
+		Doc: "Opens an explicit transaction nested in the event's own; returns the new depth (1 for the first)."},
+	{Name: "txn_commit", Results: []ValType{I32},
+		Statuses: []Status{NoTransaction, StorageFailure},
+		Doc: "Ends the innermost explicit transaction, keeping its writes in the event's transaction."},
+	{Name: "txn_rollback", Results: []ValType{I32},
+		Statuses: []Status{NoTransaction, StorageFailure},
+		Doc: "Discards every write made since the innermost txn_begin and ends that transaction."},
+}
+
+// GuestExports are the functions a guest exports. Memory must be exported as "memory".
+var GuestExports = []Func{
+	{Name: VersionExportPrefix + "1",
+		Doc: "Version marker; never called. Its name tells the host which ABI the guest was built for."},
+	{Name: "dowasm_init", Results: []ValType{I32},
+		Doc: "Constructor: runs once per new instance before its first event (after _initialize, if exported). Non-zero fails the event."},
+	{Name: "dowasm_fetch", Params: []Param{p("req_len")}, Results: []ValType{I32},
+		Doc: "Handles an HTTP request staged as the current result (req_len bytes). Sets the response with response_set; returns 0, or non-zero to fail the event."},
+	{Name: "_initialize", Optional: true,
+		Doc: "WASI reactor initializer (Go, TinyGo); called once right after instantiation when present."},
+}
+
+// HostFunc returns the host function named name.
+func HostFunc(name string) (Func, bool) {
+	for _, f := range HostFuncs {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Func{}, false
+}
+
+// GuestExport returns the guest export named name.
+func GuestExport(name string) (Func, bool) {
+	for _, f := range GuestExports {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Func{}, false
+}

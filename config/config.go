@@ -1,0 +1,223 @@
+// Package config reads dowasm.yaml. Every error names the file, the line and the field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// File is dowasm.yaml.
+//
+//	listen: 127.0.0.1:8080
+//	data: ./data
+//	idle_timeout: 10s
+//	event_timeout: 30s
+//	durability: full          # or relaxed
+//	classes:
+//	  - name: counter
+//	    source: examples/counter/go   # build from source (cached), or
+//	    module: build/counter.wasm    # a compiled module
+//	    toolchain: go                 # go (default for go.mod); tinygo and rust come later
+type File struct {
+	Listen       string  `yaml:"listen"`
+	Data         string  `yaml:"data"`
+	IdleTimeout  string  `yaml:"idle_timeout"`
+	EventTimeout string  `yaml:"event_timeout"`
+	Durability   string  `yaml:"durability"`
+	MaxQueue     int     `yaml:"max_queue"`
+	Classes      []Class `yaml:"classes"`
+}
+
+// Class is one object class.
+type Class struct {
+	Name      string `yaml:"name"`
+	Module    string `yaml:"module"`
+	Source    string `yaml:"source"`
+	Toolchain string `yaml:"toolchain"`
+}
+
+// Config is a validated configuration with paths made absolute (relative to the file).
+type Config struct {
+	Path         string
+	Listen       string
+	Data         string
+	IdleTimeout  time.Duration
+	EventTimeout time.Duration
+	Relaxed      bool
+	MaxQueue     int
+	Classes      []Class
+}
+
+// Error is a configuration error at a place in a file.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Field, e.Msg)
+}
+
+var classNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse validates the contents of a config file; path names it in errors and anchors relative
+// paths.
+func Parse(path string, b []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: path, Field: "classes", Msg: "the file is empty; at least one class is required"}
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(abs)
+	at := func(field string, keys ...any) int { return lineOf(&root, keys...) }
+	bad := func(field string, line int, format string, args ...any) error {
+		return &Error{File: path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	c := &Config{Path: abs, Listen: f.Listen, MaxQueue: f.MaxQueue}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	c.Data = f.Data
+	if c.Data == "" {
+		c.Data = "data"
+	}
+	if !filepath.IsAbs(c.Data) {
+		c.Data = filepath.Join(dir, c.Data)
+	}
+	dur := func(field, v string, def time.Duration) (time.Duration, error) {
+		if v == "" {
+			return def, nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, bad(field, at(field, field), "%q is not a positive duration (examples: 500ms, 10s, 2m)", v)
+		}
+		return d, nil
+	}
+	if c.IdleTimeout, err = dur("idle_timeout", f.IdleTimeout, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if c.EventTimeout, err = dur("event_timeout", f.EventTimeout, 30*time.Second); err != nil {
+		return nil, err
+	}
+	switch f.Durability {
+	case "", "full":
+	case "relaxed":
+		c.Relaxed = true
+	default:
+		return nil, bad("durability", at("durability", "durability"), "%q is not one of full, relaxed", f.Durability)
+	}
+	if f.MaxQueue < 0 {
+		return nil, bad("max_queue", at("max_queue", "max_queue"), "must be positive")
+	}
+	if len(f.Classes) == 0 {
+		return nil, bad("classes", at("classes", "classes"), "at least one class is required")
+	}
+	seen := map[string]bool{}
+	for i, cl := range f.Classes {
+		field := fmt.Sprintf("classes[%d]", i)
+		line := at(field, "classes", i)
+		if cl.Name == "" {
+			return nil, bad(field+".name", line, "missing")
+		}
+		if !classNameRE.MatchString(cl.Name) {
+			return nil, bad(field+".name", at("", "classes", i, "name"), "%q: use lowercase letters, digits, - and _, starting with a letter (it appears in URLs and directory names)", cl.Name)
+		}
+		if seen[cl.Name] {
+			return nil, bad(field+".name", at("", "classes", i, "name"), "class %q is defined twice", cl.Name)
+		}
+		seen[cl.Name] = true
+		if (cl.Module == "") == (cl.Source == "") {
+			return nil, bad(field, line, "class %q needs exactly one of module (a .wasm file) or source (a directory to build)", cl.Name)
+		}
+		switch cl.Toolchain {
+		case "", "go":
+		default:
+			return nil, bad(field+".toolchain", at("", "classes", i, "toolchain"), "%q is not supported (supported: go)", cl.Toolchain)
+		}
+		if cl.Module != "" && !filepath.IsAbs(cl.Module) {
+			cl.Module = filepath.Join(dir, cl.Module)
+		}
+		if cl.Source != "" {
+			if !filepath.IsAbs(cl.Source) {
+				cl.Source = filepath.Join(dir, cl.Source)
+			}
+			if st, err := os.Stat(cl.Source); err != nil || !st.IsDir() {
+				return nil, bad(field+".source", at("", "classes", i, "source"), "%s is not a directory", cl.Source)
+			}
+		}
+		c.Classes = append(c.Classes, cl)
+	}
+	return c, nil
+}
+
+// lineOf finds the line of a value in the document by a path of map keys (string) and sequence
+// indexes (int); 0 when it is not there.
+func lineOf(root *yaml.Node, path ...any) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					line = n.Content[i].Line
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return line
+			}
+			n = n.Content[k]
+			line = n.Line
+		}
+	}
+	return line
+}

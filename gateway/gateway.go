@@ -1,0 +1,184 @@
+// Package gateway routes HTTP requests to objects:
+//
+//	/<class>/<name>/<path...>      reaches idFromName(name) of that class
+//	/<class>/id/<hex>/<path...>    reaches an explicit ID (minted by that class's namespace)
+//	POST /_dowasm/<class>/new-id   mints a new unique ID
+//
+// Errors the gateway produces itself are JSON: {"error": "...", "class": ..., "object": ...}.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/id"
+)
+
+// Gateway is an http.Handler in front of a runtime.
+type Gateway struct {
+	rt *host.Runtime
+	// MaxBodySize bounds request bodies; larger requests get 413. Default 32 MiB.
+	MaxBodySize int64
+	Log         *slog.Logger
+}
+
+// New returns a gateway for rt.
+func New(rt *host.Runtime, log *slog.Logger) *Gateway {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Gateway{rt: rt, MaxBodySize: abi.MaxBodySize, Log: log}
+}
+
+type jsonError struct {
+	Error  string `json:"error"`
+	Class  string `json:"class,omitempty"`
+	Object string `json:"object,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, e jsonError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(e)
+}
+
+// Route is the parsed form of a request path.
+type Route struct {
+	Class string
+	Name  string // set for /<class>/<name>/...
+	IDHex string // set for /<class>/id/<hex>/...
+	Path  string // the rest, starting with "/"
+}
+
+// ParseRoute splits an escaped URL path into class, object and the guest's path. Name segments
+// are percent-decoded; the guest path stays escaped as it arrived.
+func ParseRoute(escapedPath string) (Route, error) {
+	p := strings.TrimPrefix(escapedPath, "/")
+	class, rest, _ := strings.Cut(p, "/")
+	if class == "" {
+		return Route{}, errors.New("path must be /<class>/<name>/... or /<class>/id/<hex>/...")
+	}
+	var rt Route
+	rt.Class = class
+	seg, rest, _ := strings.Cut(rest, "/")
+	if seg == "" {
+		return rt, fmt.Errorf("missing object name: use /%s/<name>/... or /%s/id/<hex>/...", class, class)
+	}
+	if seg == "id" {
+		hex, r2, _ := strings.Cut(rest, "/")
+		if hex == "" {
+			return rt, fmt.Errorf("missing object ID after /%s/id/", class)
+		}
+		rt.IDHex, rest = hex, r2
+	} else {
+		name, err := url.PathUnescape(seg)
+		if err != nil {
+			return rt, fmt.Errorf("object name %q: %v", seg, err)
+		}
+		rt.Name = name
+	}
+	rt.Path = "/" + rest
+	return rt, nil
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_dowasm/") {
+		g.serveAdmin(w, r)
+		return
+	}
+	route, err := ParseRoute(r.URL.EscapedPath())
+	if err != nil {
+		writeError(w, http.StatusNotFound, jsonError{Error: err.Error(), Class: route.Class})
+		return
+	}
+	class := g.rt.Class(route.Class)
+	if class == nil {
+		writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", route.Class), Class: route.Class})
+		return
+	}
+	var objID id.ID
+	if route.IDHex != "" {
+		objID, err = class.Namespace().Parse(route.IDHex)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, jsonError{Error: err.Error(), Class: route.Class, Object: route.IDHex})
+			return
+		}
+	} else {
+		objID = class.Namespace().FromName(route.Name)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.MaxBodySize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, jsonError{Error: fmt.Sprintf("request body exceeds %d bytes", g.MaxBodySize), Class: route.Class})
+			return
+		}
+		writeError(w, http.StatusBadRequest, jsonError{Error: "reading request body: " + err.Error(), Class: route.Class})
+		return
+	}
+	req := &abi.Request{Method: r.Method, Path: route.Path, Query: r.URL.RawQuery, Body: body}
+	for name, vals := range r.Header {
+		for _, v := range vals {
+			req.Headers = append(req.Headers, abi.Header{Name: name, Value: v})
+		}
+	}
+	start := time.Now()
+	resp, err := class.Fetch(r.Context(), objID, route.Name, req)
+	if err != nil {
+		g.writeEventError(w, r, route, objID, err, time.Since(start))
+		return
+	}
+	h := w.Header()
+	for _, hd := range resp.Headers {
+		h.Add(hd.Name, hd.Value)
+	}
+	w.WriteHeader(resp.Status)
+	w.Write(resp.Body)
+}
+
+func (g *Gateway) writeEventError(w http.ResponseWriter, r *http.Request, route Route, objID id.ID, err error, took time.Duration) {
+	e := jsonError{Error: err.Error(), Class: route.Class, Object: objID.String()}
+	switch {
+	case errors.Is(err, host.ErrOverloaded):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, e)
+	case errors.Is(err, host.ErrShuttingDown):
+		writeError(w, http.StatusServiceUnavailable, e)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads this.
+	default:
+		g.Log.Warn("event failed", "class", route.Class, "object", objID.String(), "method", r.Method, "path", route.Path, "error", err, "took", took)
+		writeError(w, http.StatusInternalServerError, e)
+	}
+}
+
+func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/_dowasm/")
+	className, action, _ := strings.Cut(rest, "/")
+	if action != "new-id" {
+		writeError(w, http.StatusNotFound, jsonError{Error: "unknown admin endpoint " + r.URL.Path})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, jsonError{Error: "use POST to mint an ID"})
+		return
+	}
+	class := g.rt.Class(className)
+	if class == nil {
+		writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", className), Class: className})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"id": class.Namespace().NewUnique().String()})
+}

@@ -1,0 +1,489 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/storage"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// hostFunc implements one entry of abi.HostFuncs. args are the call's i32 parameters; the
+// result is the i32 returned to the guest (>= 0 success, -status failure). It must never panic
+// on guest input: every pointer goes through read/write, which check bounds.
+type hostFunc func(in *instance, args []uint64) int32
+
+// hostFuncs binds every ABI name to its implementation. TestHostBindingsMatchABI checks that
+// this map and abi.HostFuncs have exactly the same names.
+var hostFuncs = map[string]hostFunc{
+	"result_read":          hfResultRead,
+	"response_set":         hfResponseSet,
+	"error_set":            hfErrorSet,
+	"object_id":            hfObjectID,
+	"object_name":          hfObjectName,
+	"log":                  hfLog,
+	"storage_get":          hfStorageGet,
+	"storage_put":          hfStoragePut,
+	"storage_delete":       hfStorageDelete,
+	"storage_get_batch":    hfStorageGetBatch,
+	"storage_put_batch":    hfStoragePutBatch,
+	"storage_delete_batch": hfStorageDeleteBatch,
+	"storage_list":         hfStorageList,
+	"storage_delete_all":   hfStorageDeleteAll,
+	"txn_begin":            hfTxnBegin,
+	"txn_commit":           hfTxnCommit,
+	"txn_rollback":         hfTxnRollback,
+}
+
+type instanceKey struct{}
+
+func fail(s abi.Status) int32 { return -int32(s) }
+
+// instantiateHostModule registers the "dowasm" module on the runtime, generated from the ABI
+// table so the two cannot drift.
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abi.ImportModule)
+	for _, f := range abi.HostFuncs {
+		impl, ok := hostFuncs[f.Name]
+		if !ok {
+			return fmt.Errorf("host: no implementation for ABI function %s", f.Name)
+		}
+		params := make([]api.ValueType, len(f.Params))
+		names := make([]string, len(f.Params))
+		for i, p := range f.Params {
+			params[i] = valType(p.Type)
+			names[i] = p.Name
+		}
+		results := make([]api.ValueType, len(f.Results))
+		for i, r := range f.Results {
+			results[i] = valType(r)
+		}
+		impl := impl
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+				in, _ := ctx.Value(instanceKey{}).(*instance)
+				if in == nil {
+					stack[0] = api.EncodeI32(fail(abi.NotAllowed))
+					return
+				}
+				stack[0] = api.EncodeI32(impl(in, stack))
+			}), params, results).
+			WithParameterNames(names...).
+			Export(f.Name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+func valType(t abi.ValType) api.ValueType {
+	if t == abi.I64 {
+		return api.ValueTypeI64
+	}
+	return api.ValueTypeI32
+}
+
+// read returns a view of guest memory (not a copy); ok is false when out of range.
+func (in *instance) read(ptr, n uint64) ([]byte, bool) {
+	return in.mod.Memory().Read(uint32(ptr), uint32(n))
+}
+
+// stage makes b the staged result and returns its length as the call's result.
+func (in *instance) stage(b []byte) int32 {
+	if len(b) > abi.MaxResultSize {
+		in.staged, in.hasStaged = nil, false
+		return fail(abi.ResultTooLarge)
+	}
+	in.staged, in.hasStaged = b, true
+	return int32(len(b))
+}
+
+func (in *instance) clearStaged() { in.staged, in.hasStaged = in.staged[:0], false }
+
+// storageStatus maps a storage error to a status; database failures are remembered so the
+// event fails even if the guest ignores the status (its transaction may be unusable).
+func (in *instance) storageStatus(err error) int32 {
+	switch {
+	case errors.Is(err, storage.ErrKeyTooLarge):
+		return fail(abi.KeyTooLarge)
+	case errors.Is(err, storage.ErrValueTooLarge):
+		return fail(abi.ValueTooLarge)
+	case errors.Is(err, storage.ErrTooManyKeys):
+		return fail(abi.TooManyKeys)
+	case errors.Is(err, storage.ErrInvalid):
+		return fail(abi.InvalidArgument)
+	}
+	if in.ev != nil && in.ev.storageErr == nil {
+		in.ev.storageErr = err
+	}
+	return fail(abi.StorageFailure)
+}
+
+// db returns the database of the running event, or a status when storage is unusable now.
+func (in *instance) db() (*storage.DB, int32) {
+	if in.ev == nil || in.ev.db == nil {
+		return nil, fail(abi.NotAllowed)
+	}
+	if in.ev.ctx.Err() != nil {
+		return nil, fail(abi.EventCancelled)
+	}
+	return in.ev.db, 0
+}
+
+func checkKey(k []byte) int32 {
+	if len(k) > abi.MaxKeySize {
+		return fail(abi.KeyTooLarge)
+	}
+	return 0
+}
+
+func hfResultRead(in *instance, a []uint64) int32 {
+	if !in.hasStaged {
+		return fail(abi.NotFound)
+	}
+	n := uint64(len(in.staged))
+	if a[1] < n {
+		n = a[1]
+	}
+	if !in.mod.Memory().Write(uint32(a[0]), in.staged[:n]) {
+		return fail(abi.BadPointer)
+	}
+	return int32(n)
+}
+
+func hfResponseSet(in *instance, a []uint64) int32 {
+	if in.ev == nil || in.ev.kind != eventFetch {
+		return fail(abi.NotAllowed)
+	}
+	b, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	if len(b) > abi.MaxBodySize+abi.MaxHeaderSize+1<<16 {
+		return fail(abi.ResultTooLarge)
+	}
+	// Copy first: the response outlives this call and guest memory may change.
+	resp, err := abi.DecodeResponse(append([]byte(nil), b...))
+	if err != nil {
+		return fail(abi.InvalidArgument)
+	}
+	in.ev.resp = resp
+	return 0
+}
+
+func hfErrorSet(in *instance, a []uint64) int32 {
+	b, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	if len(b) > abi.MaxErrorSize {
+		b = b[:abi.MaxErrorSize]
+	}
+	in.errMsg = string(b)
+	return 0
+}
+
+func hfObjectID(in *instance, _ []uint64) int32 {
+	return in.stage(append(in.staged[:0], in.obj.idHex...))
+}
+
+func hfObjectName(in *instance, _ []uint64) int32 {
+	if in.obj.name == "" {
+		in.clearStaged()
+		return fail(abi.NotFound)
+	}
+	return in.stage(append(in.staged[:0], in.obj.name...))
+}
+
+func hfLog(in *instance, a []uint64) int32 {
+	level := int32(a[0])
+	b, ok := in.read(a[1], a[2])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	var l slog.Level
+	switch level {
+	case abi.LogDebug:
+		l = slog.LevelDebug
+	case abi.LogInfo:
+		l = slog.LevelInfo
+	case abi.LogWarn:
+		l = slog.LevelWarn
+	case abi.LogError:
+		l = slog.LevelError
+	default:
+		return fail(abi.InvalidArgument)
+	}
+	if len(b) > abi.MaxLogSize {
+		b = b[:abi.MaxLogSize]
+	}
+	in.obj.class.rt.log.Log(context.Background(), l, string(b), "class", in.obj.class.name, "object", in.obj.idHex, "source", "guest")
+	return 0
+}
+
+func hfStorageGet(in *instance, a []uint64) int32 {
+	k, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	if s := checkKey(k); s != 0 {
+		return s
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	v, found, err := db.Get(k)
+	if err != nil {
+		in.clearStaged()
+		return in.storageStatus(err)
+	}
+	if !found {
+		in.clearStaged()
+		return fail(abi.NotFound)
+	}
+	return in.stage(v)
+}
+
+func hfStoragePut(in *instance, a []uint64) int32 {
+	k, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	v, ok := in.read(a[2], a[3])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	if s := checkKey(k); s != 0 {
+		return s
+	}
+	if len(k)+len(v) > abi.MaxEntrySize {
+		return fail(abi.ValueTooLarge)
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	if err := db.Put(k, v); err != nil {
+		return in.storageStatus(err)
+	}
+	return 0
+}
+
+func hfStorageDelete(in *instance, a []uint64) int32 {
+	k, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	if s := checkKey(k); s != 0 {
+		return s
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	existed, err := db.Delete(k)
+	if err != nil {
+		return in.storageStatus(err)
+	}
+	if existed {
+		return 1
+	}
+	return 0
+}
+
+// readKeys decodes a guest key list; keys alias guest memory and must be used before the call
+// returns.
+func (in *instance) readKeys(a []uint64) ([][]byte, int32) {
+	b, ok := in.read(a[0], a[1])
+	if !ok {
+		return nil, fail(abi.BadPointer)
+	}
+	r := abi.Reader{B: b}
+	n := r.U32("key count")
+	if r.Err == nil && n > abi.MaxBatch {
+		return nil, fail(abi.TooManyKeys)
+	}
+	keys, err := abi.DecodeKeys(b)
+	if err != nil {
+		return nil, fail(abi.InvalidArgument)
+	}
+	for _, k := range keys {
+		if s := checkKey(k); s != 0 {
+			return nil, s
+		}
+	}
+	return keys, 0
+}
+
+func hfStorageGetBatch(in *instance, a []uint64) int32 {
+	keys, s := in.readKeys(a)
+	if s != 0 {
+		return s
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	vals, found, err := db.GetMany(keys)
+	if err != nil {
+		in.clearStaged()
+		return in.storageStatus(err)
+	}
+	return in.stage(abi.EncodeBatchGetResult(in.staged[:0], vals, found))
+}
+
+func hfStoragePutBatch(in *instance, a []uint64) int32 {
+	b, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	r := abi.Reader{B: b}
+	if n := r.U32("entry count"); r.Err == nil && n > abi.MaxBatch {
+		return fail(abi.TooManyKeys)
+	}
+	es, err := abi.DecodeEntries(b, abi.MaxBatch)
+	if err != nil {
+		return fail(abi.InvalidArgument)
+	}
+	entries := make([]storage.Entry, len(es))
+	for i, e := range es {
+		if s := checkKey(e.Key); s != 0 {
+			return s
+		}
+		if len(e.Key)+len(e.Value) > abi.MaxEntrySize {
+			return fail(abi.ValueTooLarge)
+		}
+		entries[i] = storage.Entry{Key: e.Key, Value: e.Value}
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	if err := db.PutMany(entries); err != nil {
+		return in.storageStatus(err)
+	}
+	return 0
+}
+
+func hfStorageDeleteBatch(in *instance, a []uint64) int32 {
+	keys, s := in.readKeys(a)
+	if s != 0 {
+		return s
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	n, err := db.DeleteMany(keys)
+	if err != nil {
+		return in.storageStatus(err)
+	}
+	return int32(n)
+}
+
+var errResultTooLarge = errors.New("list result too large")
+
+func hfStorageList(in *instance, a []uint64) int32 {
+	b, ok := in.read(a[0], a[1])
+	if !ok {
+		return fail(abi.BadPointer)
+	}
+	o, err := abi.DecodeListOptions(b)
+	if err != nil {
+		return fail(abi.InvalidArgument)
+	}
+	for _, k := range [][]byte{o.Start, o.StartAfter, o.End, o.Prefix} {
+		if s := checkKey(k); s != 0 {
+			return s
+		}
+	}
+	if o.Limit > 1<<30 {
+		return fail(abi.InvalidArgument)
+	}
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	opts := storage.ListOptions{
+		Start: o.Start, StartAfter: o.StartAfter, End: o.End, Prefix: o.Prefix,
+		HasStart: o.HasStart, HasStartAfter: o.HasStartAfter, HasEnd: o.HasEnd, HasPrefix: o.HasPrefix,
+		Reverse: o.Reverse, Limit: int(o.Limit),
+	}
+	// Entries are appended straight into the staged buffer, leaving room for the count.
+	w := abi.Writer{B: append(in.staged[:0], 0, 0, 0, 0)}
+	var n uint32
+	err = db.List(opts, func(k, v []byte) error {
+		if len(w.B)+8+len(k)+len(v) > abi.MaxResultSize {
+			return errResultTooLarge
+		}
+		w.Bytes(k)
+		w.Bytes(v)
+		n++
+		return nil
+	})
+	if errors.Is(err, errResultTooLarge) {
+		in.clearStaged()
+		return fail(abi.ResultTooLarge)
+	}
+	if err != nil {
+		in.clearStaged()
+		return in.storageStatus(err)
+	}
+	w.B[0], w.B[1], w.B[2], w.B[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	return in.stage(w.B)
+}
+
+func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	if err := db.DeleteAll(); err != nil {
+		return in.storageStatus(err)
+	}
+	return 0
+}
+
+func txnName(depth int) string { return "t" + strconv.Itoa(depth) }
+
+func hfTxnBegin(in *instance, _ []uint64) int32 {
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	if in.ev.txnDepth >= abi.MaxTxnDepth {
+		return fail(abi.TooDeep)
+	}
+	if err := db.Savepoint(txnName(in.ev.txnDepth + 1)); err != nil {
+		return in.storageStatus(err)
+	}
+	in.ev.txnDepth++
+	return int32(in.ev.txnDepth)
+}
+
+func hfTxnCommit(in *instance, _ []uint64) int32 {
+	if in.ev == nil || in.ev.db == nil || in.ev.txnDepth == 0 {
+		return fail(abi.NoTransaction)
+	}
+	if err := in.ev.db.ReleaseSavepoint(txnName(in.ev.txnDepth)); err != nil {
+		return in.storageStatus(err)
+	}
+	in.ev.txnDepth--
+	return int32(in.ev.txnDepth)
+}
+
+func hfTxnRollback(in *instance, _ []uint64) int32 {
+	if in.ev == nil || in.ev.db == nil || in.ev.txnDepth == 0 {
+		return fail(abi.NoTransaction)
+	}
+	if err := in.ev.db.RollbackTo(txnName(in.ev.txnDepth)); err != nil {
+		return in.storageStatus(err)
+	}
+	in.ev.txnDepth--
+	return int32(in.ev.txnDepth)
+}

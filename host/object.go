@@ -1,0 +1,508 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/id"
+	"github.com/dowasm/dowasm/storage"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// ErrOverloaded is wrapped when an object's queue is full.
+var ErrOverloaded = errors.New("object overloaded")
+
+// EventError is an event that failed in the guest or in storage: the event's writes were
+// rolled back and its instance discarded.
+type EventError struct {
+	Class, Object string
+	Err           error
+}
+
+func (e *EventError) Error() string {
+	return fmt.Sprintf("object %s/%s: %v", e.Class, e.Object, e.Err)
+}
+
+func (e *EventError) Unwrap() error { return e.Err }
+
+type eventKind int
+
+const eventFetch eventKind = 1
+
+type eventResult struct {
+	resp *abi.Response
+	err  error
+}
+
+// event is one delivery to an object. Fields below "while running" belong to the object's
+// loop goroutine.
+type event struct {
+	kind eventKind
+	name string // the name the caller addressed the object by, if any
+	req  []byte // encoded request
+	done chan eventResult
+
+	// while running
+	ctx        context.Context
+	db         *storage.DB
+	resp       *abi.Response
+	txnDepth   int
+	storageErr error
+	result     eventResult
+}
+
+// registry maps object keys to their loops. It is sharded so that different objects rarely
+// contend on one lock.
+type registry struct {
+	seed   maphash.Seed
+	shards [64]shard
+}
+
+type shard struct {
+	mu     sync.Mutex
+	m      map[string]*object
+	closed bool
+}
+
+func (g *registry) init() {
+	g.seed = maphash.MakeSeed()
+	for i := range g.shards {
+		g.shards[i].m = map[string]*object{}
+	}
+}
+
+func (g *registry) shard(key string) *shard {
+	return &g.shards[maphash.String(g.seed, key)%uint64(len(g.shards))]
+}
+
+func (g *registry) count() int {
+	n := 0
+	for i := range g.shards {
+		g.shards[i].mu.Lock()
+		n += len(g.shards[i].m)
+		g.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+// closeAll refuses new events from now on. Because sends hold the shard lock while they start a
+// loop (and add it to the WaitGroup), every loop started is visible to Close's Wait.
+func (g *registry) closeAll() {
+	for i := range g.shards {
+		g.shards[i].mu.Lock()
+		g.shards[i].closed = true
+		g.shards[i].mu.Unlock()
+	}
+}
+
+// object is the loop of one active object: a bounded mailbox and, while warm, one instance.
+//
+// The rule that keeps one instance per ID: a loop leaves the registry only while holding its
+// shard lock and with an empty mailbox, and senders enqueue under the same lock; a sender that
+// finds no loop starts a new one. Instances are created and destroyed only on the loop
+// goroutine, and a loop destroys its instance before it leaves the registry.
+type object struct {
+	key   string
+	class *Class
+	id    id.ID
+	idHex string
+	shard *shard
+
+	mu      sync.Mutex // guards mailbox and running; taken after shard.mu
+	mailbox []*event
+	running bool
+	wake    chan struct{}
+
+	// owned by the loop goroutine
+	name        string
+	nameChecked bool
+	inst        *instance
+	batch       []*event
+}
+
+// Fetch delivers an HTTP request to the object objID of class c and waits for its response,
+// which is released only after the commit holding the event's writes. name is the name the ID
+// was derived from ("" for IDs given explicitly).
+func (c *Class) Fetch(ctx context.Context, objID id.ID, name string, req *abi.Request) (*abi.Response, error) {
+	ev := &event{kind: eventFetch, name: name, req: abi.EncodeRequest(nil, req), done: make(chan eventResult, 1)}
+	if err := c.send(objID, ev); err != nil {
+		return nil, err
+	}
+	select {
+	case res := <-ev.done:
+		return res.resp, res.err
+	case <-ctx.Done():
+		// The event still runs (and commits) if it was dequeued; the caller just stops waiting.
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Class) send(objID id.ID, ev *event) error {
+	r := c.rt
+	idHex := objID.String()
+	key := c.name + "/" + idHex
+	sh := r.objects.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return ErrShuttingDown
+	}
+	o := sh.m[key]
+	if o == nil {
+		o = &object{key: key, class: c, id: objID, idHex: idHex, shard: sh, wake: make(chan struct{}, 1)}
+		sh.m[key] = o
+	}
+	o.mu.Lock()
+	if len(o.mailbox) >= r.cfg.MaxQueue {
+		o.mu.Unlock()
+		return fmt.Errorf("%w: object %s/%s has %d events queued (limit %d)", ErrOverloaded, c.name, idHex, len(o.mailbox), r.cfg.MaxQueue)
+	}
+	o.mailbox = append(o.mailbox, ev)
+	start := !o.running
+	o.running = true
+	o.mu.Unlock()
+	if start {
+		r.loops.Add(1)
+		go o.run()
+	} else {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (o *object) run() {
+	r := o.class.rt
+	defer r.loops.Done()
+	idle := time.NewTimer(r.cfg.IdleTimeout)
+	defer idle.Stop()
+	for {
+		if batch := o.take(r.cfg.MaxBatch); len(batch) > 0 {
+			if r.shutdown.Err() != nil {
+				for _, ev := range batch {
+					ev.done <- eventResult{err: ErrShuttingDown}
+				}
+			} else {
+				o.process(batch)
+			}
+			clear(batch)
+			continue
+		}
+		if o.inst == nil || r.shutdown.Err() != nil {
+			o.evict()
+			if o.tryExit() {
+				return
+			}
+			continue
+		}
+		idle.Reset(r.cfg.IdleTimeout)
+		select {
+		case <-o.wake:
+		case <-idle.C:
+			o.evict()
+		case <-r.shutdown.Done():
+		}
+	}
+}
+
+// take removes up to max events from the mailbox, in arrival order.
+func (o *object) take(max int) []*event {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := min(len(o.mailbox), max)
+	if n == 0 {
+		return nil
+	}
+	o.batch = append(o.batch[:0], o.mailbox[:n]...)
+	rest := copy(o.mailbox, o.mailbox[n:])
+	clear(o.mailbox[rest:])
+	o.mailbox = o.mailbox[:rest]
+	if cap(o.mailbox) > 64 && rest == 0 {
+		o.mailbox = nil // a burst's backlog should not pin memory while idle
+	}
+	return o.batch
+}
+
+// tryExit leaves the registry if no event is waiting.
+func (o *object) tryExit() bool {
+	o.shard.mu.Lock()
+	defer o.shard.mu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.mailbox) > 0 {
+		return false
+	}
+	o.running = false
+	delete(o.shard.m, o.key)
+	return true
+}
+
+func (o *object) evict() {
+	if o.inst != nil {
+		o.inst.close()
+		o.inst = nil
+	}
+}
+
+// process runs a batch of events in one transaction: each event in its own savepoint, then one
+// commit, then every response is released. A failed event rolls back to its savepoint and
+// discards the instance; the others still commit.
+func (o *object) process(batch []*event) {
+	r := o.class.rt
+	for _, ev := range batch {
+		if ev.name != "" && o.name == "" {
+			o.name = ev.name
+		}
+	}
+	db, err := r.store.Acquire(r.shutdown, o.class.name, o.idHex)
+	if err != nil {
+		o.failAll(batch, fmt.Errorf("open storage: %w", err))
+		return
+	}
+	defer r.store.Release(db)
+	if err := db.Begin(); err != nil {
+		o.failAll(batch, fmt.Errorf("begin transaction: %w", err))
+		return
+	}
+	if err := o.checkName(db); err != nil {
+		db.Rollback()
+		o.failAll(batch, fmt.Errorf("object metadata: %w", err))
+		return
+	}
+	for _, ev := range batch {
+		if fatal := o.runEvent(db, ev); fatal != nil {
+			db.Rollback()
+			o.evict()
+			o.nameChecked = false
+			o.failAll(batch, fatal)
+			return
+		}
+	}
+	if err := db.Commit(); err != nil {
+		// Invariant 4: every output held for this commit is dropped, and the instance (whose
+		// memory may reflect writes that never committed) is discarded.
+		db.Rollback()
+		o.evict()
+		o.nameChecked = false
+		o.failAll(batch, fmt.Errorf("commit failed, writes lost: %w", err))
+		return
+	}
+	for _, ev := range batch {
+		ev.done <- ev.result
+		ev.db, ev.ctx = nil, nil
+	}
+}
+
+// checkName persists the object's name the first time it is addressed by one, and recovers it
+// when the object is later addressed by ID only.
+func (o *object) checkName(db *storage.DB) error {
+	if o.nameChecked {
+		return nil
+	}
+	v, ok, err := db.Meta("name")
+	if err != nil {
+		return err
+	}
+	switch {
+	case ok && o.name == "":
+		o.name = string(v)
+	case !ok && o.name != "":
+		if err := db.SetMeta("name", []byte(o.name)); err != nil {
+			return err
+		}
+	}
+	o.nameChecked = true
+	return nil
+}
+
+func (o *object) failAll(batch []*event, err error) {
+	for _, ev := range batch {
+		ev.done <- eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
+		ev.db, ev.ctx = nil, nil
+	}
+}
+
+// runEvent runs one event in a savepoint. A guest failure is recorded in ev.result; the returned
+// error is reserved for failures that make the whole batch's transaction unusable.
+func (o *object) runEvent(db *storage.DB, ev *event) error {
+	r := o.class.rt
+	ctx, cancel := context.WithTimeout(r.shutdown, r.cfg.EventTimeout)
+	defer cancel()
+	ev.ctx, ev.db = ctx, db
+	if err := db.Savepoint("ev"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	err := o.dispatch(ev)
+	if err == nil && ev.storageErr != nil {
+		err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
+	}
+	if err != nil {
+		o.evict()
+		if rerr := db.RollbackTo("ev"); rerr != nil {
+			return fmt.Errorf("rollback after %v: %w", err, rerr)
+		}
+		ev.result = eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
+		return nil
+	}
+	if err := db.ReleaseSavepoint("ev"); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	resp := ev.resp
+	if resp == nil {
+		resp = &abi.Response{Status: 204}
+	}
+	ev.result = eventResult{resp: resp}
+	return nil
+}
+
+// dispatch makes sure an instance exists (running init inside this event's savepoint) and
+// delivers the event to it.
+func (o *object) dispatch(ev *event) error {
+	if o.inst == nil {
+		in, err := o.newInstance(ev)
+		if err != nil {
+			return err
+		}
+		o.inst = in
+	}
+	in := o.inst
+	switch ev.kind {
+	case eventFetch:
+		in.stage(ev.req)
+		err := in.call(ev, in.fetch, "fetch", uint64(len(ev.req)))
+		in.hasStaged = false
+		if cap(in.staged) > 64<<10 {
+			in.staged = nil // do not pin a large request or value in an idle instance
+		}
+		return err
+	}
+	return fmt.Errorf("unknown event kind %d", ev.kind)
+}
+
+// instance is one live WebAssembly instance of an object. It is used only by its object's loop.
+type instance struct {
+	obj    *object
+	mod    api.Module
+	init   api.Function
+	fetch  api.Function
+	stack  [2]uint64
+	ctxVal context.Context
+
+	ev        *event
+	staged    []byte
+	hasStaged bool
+	errMsg    string
+}
+
+func (o *object) newInstance(ev *event) (*instance, error) {
+	r := o.class.rt
+	out := &guestOutput{log: r.log, class: o.class.name, object: o.idHex}
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithStdout(out).
+		WithStderr(out).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	mod, err := r.wz.InstantiateModule(ev.ctx, o.class.mod, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch")}
+	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
+	r.instanceCreated(o.key)
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if err := in.call(ev, f, "_initialize"); err != nil {
+			in.close()
+			return nil, err
+		}
+	}
+	if err := in.call(ev, in.init, "init"); err != nil {
+		in.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// call runs one guest function for ev and turns a trap, a timeout or a non-zero result into an
+// error naming what happened.
+func (in *instance) call(ev *event, f api.Function, what string, args ...uint64) error {
+	in.ev, in.errMsg = ev, ""
+	defer func() { in.ev = nil }()
+	stack := in.stack[:]
+	copy(stack, args)
+	ctx := contextWithValues{Context: ev.ctx, vals: in.ctxVal}
+	if err := f.CallWithStack(ctx, stack); err != nil {
+		switch {
+		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded):
+			return fmt.Errorf("%s exceeded the event time limit of %s", what, in.obj.class.rt.cfg.EventTimeout)
+		case ev.ctx.Err() != nil:
+			return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)
+		}
+		return fmt.Errorf("%s trapped: %w", what, err)
+	}
+	if len(f.Definition().ResultTypes()) == 1 {
+		if rc := int32(stack[0]); rc != 0 {
+			msg := in.errMsg
+			if msg == "" {
+				msg = "(no message)"
+			}
+			return fmt.Errorf("%s returned error code %d: %s", what, rc, msg)
+		}
+	}
+	return nil
+}
+
+func (in *instance) close() {
+	in.mod.Close(context.Background())
+	in.obj.class.rt.instanceDestroyed(in.obj.key)
+}
+
+// contextWithValues is the event's context (deadline, cancellation) with the instance's values,
+// so host functions find their instance without allocating a new context per call.
+type contextWithValues struct {
+	context.Context
+	vals context.Context
+}
+
+func (c contextWithValues) Value(key any) any {
+	if v := c.vals.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+func (r *Runtime) instanceCreated(key string) {
+	r.created.Add(1)
+	r.liveInstances.Add(1)
+	r.liveMu.Lock()
+	r.liveIDs[key]++
+	n := int64(r.liveIDs[key])
+	r.liveMu.Unlock()
+	for {
+		m := r.maxLivePerID.Load()
+		if n <= m || r.maxLivePerID.CompareAndSwap(m, n) {
+			break
+		}
+	}
+}
+
+func (r *Runtime) instanceDestroyed(key string) {
+	r.destroyed.Add(1)
+	r.liveInstances.Add(-1)
+	r.liveMu.Lock()
+	if r.liveIDs[key]--; r.liveIDs[key] <= 0 {
+		delete(r.liveIDs, key)
+	}
+	r.liveMu.Unlock()
+}

@@ -1,0 +1,354 @@
+// Package host is the dowasm runtime: it loads object classes (WebAssembly modules), keeps at
+// most one live instance per object ID, delivers each object's events one at a time inside a
+// transaction on the object's own database, and releases every response only after the commit
+// that holds its writes. It is the only package that imports wazero.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/id"
+	"github.com/dowasm/dowasm/storage"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config sets up a Runtime. Zero values take the defaults documented on each field.
+type Config struct {
+	// DataDir holds every object's database and each class's namespace key.
+	DataDir string
+	// Durability: storage.Full (fsync before each response, the default) or storage.Relaxed.
+	Durability storage.Durability
+	// IdleTimeout evicts an object's instance after this long without events. Default 10s.
+	IdleTimeout time.Duration
+	// EventTimeout bounds one event (init included). Default 30s.
+	EventTimeout time.Duration
+	// MaxQueue bounds the events waiting for one object; more are refused. Default 1024.
+	MaxQueue int
+	// MaxBatch bounds the events that share one commit. Default 128.
+	MaxBatch int
+	// MaxOpenDatabases bounds open SQLite handles. Default 4096 (3 descriptors each).
+	MaxOpenDatabases int
+	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages. Default 2048 (128 MiB).
+	MemoryLimitPages uint32
+	// CacheDir keeps compiled modules across restarts; empty means DataDir/.cache/wazero.
+	CacheDir string
+	// Logger receives structured logs; nil means discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Second
+	}
+	if c.EventTimeout <= 0 {
+		c.EventTimeout = 30 * time.Second
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 1024
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 128
+	}
+	if c.MaxOpenDatabases <= 0 {
+		c.MaxOpenDatabases = 4096
+	}
+	if c.MemoryLimitPages == 0 {
+		c.MemoryLimitPages = 2048
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(c.DataDir, ".cache", "wazero")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Runtime hosts object classes.
+type Runtime struct {
+	cfg   Config
+	log   *slog.Logger
+	wz    wazero.Runtime
+	store *storage.Store
+
+	mu      sync.RWMutex
+	classes map[string]*Class
+	closed  bool
+
+	objects registry
+
+	// shutdown is cancelled by Close: in-flight events see EVENT_CANCELLED and fail.
+	shutdown       context.Context
+	cancelShutdown context.CancelFunc
+	loops          sync.WaitGroup
+
+	// Counters for tests and metrics.
+	liveInstances atomic.Int64
+	created       atomic.Int64
+	destroyed     atomic.Int64
+	// live tracks instances per object to prove at most one is alive (tests read it).
+	liveMu  sync.Mutex
+	liveIDs map[string]int
+	// maxLivePerID is the highest count ever seen in liveIDs for any one object.
+	maxLivePerID atomic.Int64
+}
+
+// New creates a runtime. Close it to release files and memory.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("host: DataDir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
+	}
+	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(cache).
+		WithMemoryLimitPages(cfg.MemoryLimitPages).
+		WithCloseOnContextDone(true))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
+		wz.Close(ctx)
+		return nil, err
+	}
+	if err := instantiateHostModule(ctx, wz); err != nil {
+		wz.Close(ctx)
+		return nil, err
+	}
+	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Durability: cfg.Durability, MaxOpen: cfg.MaxOpenDatabases})
+	if err != nil {
+		wz.Close(ctx)
+		return nil, err
+	}
+	r := &Runtime{
+		cfg: cfg, log: cfg.Logger, wz: wz, store: st,
+		classes: map[string]*Class{},
+		liveIDs: map[string]int{},
+	}
+	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
+	r.objects.init()
+	return r, nil
+}
+
+// Store exposes the storage layer (tests and tools inspect objects' databases through it).
+func (r *Runtime) Store() *storage.Store { return r.store }
+
+// Stats are counters about instances, for tests and metrics.
+type Stats struct {
+	LiveInstances, Created, Destroyed int64
+	// MaxLivePerID is the most instances ever alive at once for a single object; anything
+	// above 1 is a broken invariant.
+	MaxLivePerID int64
+	ActiveObjects int
+}
+
+func (r *Runtime) Stats() Stats {
+	return Stats{
+		LiveInstances: r.liveInstances.Load(),
+		Created:       r.created.Load(),
+		Destroyed:     r.destroyed.Load(),
+		MaxLivePerID:  r.maxLivePerID.Load(),
+		ActiveObjects: r.objects.count(),
+	}
+}
+
+var classNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// ValidClassName reports whether name can name a class (it becomes a URL segment and a
+// directory name).
+func ValidClassName(name string) bool { return classNameRE.MatchString(name) }
+
+// Class is a loaded object class: a compiled module plus its ID namespace.
+type Class struct {
+	rt     *Runtime
+	name   string
+	mod    wazero.CompiledModule
+	ns     *id.Namespace
+}
+
+// Name is the class's name.
+func (c *Class) Name() string { return c.name }
+
+// Namespace derives and checks the class's object IDs.
+func (c *Class) Namespace() *id.Namespace { return c.ns }
+
+// ErrVersion is wrapped by LoadClass when a module was built for another ABI version.
+var ErrVersion = errors.New("unsupported ABI version")
+
+// ErrNotGuest is wrapped by LoadClass for input that is not a usable dowasm module.
+var ErrNotGuest = errors.New("not a dowasm guest")
+
+// LoadClass validates and compiles a module and registers it as class name. source names the
+// module in errors (a file path). Nothing is registered if any check fails.
+func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byte) (*Class, error) {
+	if !ValidClassName(name) {
+		return nil, fmt.Errorf("class %q: invalid name (want lowercase letters, digits, - and _, starting with a letter)", name)
+	}
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, fmt.Errorf("class %s: %s: %w: not a WebAssembly module (missing \\0asm header)", name, source, ErrNotGuest)
+	}
+	cm, err := r.wz.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
+	}
+	if err := CheckModule(cm); err != nil {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
+	}
+	key, err := id.LoadOrCreateKey(filepath.Join(r.cfg.DataDir, name, "namespace.key"))
+	if err != nil {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("class %s: %w", name, err)
+	}
+	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key)}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		cm.Close(ctx)
+		return nil, ErrShuttingDown
+	}
+	if _, dup := r.classes[name]; dup {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("class %s: already loaded", name)
+	}
+	r.classes[name] = c
+	return c, nil
+}
+
+// Class returns the loaded class called name, or nil.
+func (r *Runtime) Class(name string) *Class {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.classes[name]
+}
+
+// Classes returns the names of the loaded classes.
+func (r *Runtime) Classes() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.classes))
+	for n := range r.classes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// CheckModule compares a compiled module's imports and exports with the ABI table: every
+// import from the dowasm module must be an ABI host function with the same signature, the only
+// other import module allowed is WASI, the version marker must name this host's version, and
+// the required exports must exist with their ABI signatures.
+func CheckModule(cm wazero.CompiledModule) error {
+	exports := cm.ExportedFunctions()
+	version := -1
+	for name := range exports {
+		if v, ok := strings.CutPrefix(name, abi.VersionExportPrefix); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%w: malformed version marker export %q", ErrNotGuest, name)
+			}
+			version = n
+		}
+	}
+	if version < 0 {
+		return fmt.Errorf("%w: no %s<N> export (build it with a dowasm guest SDK)", ErrNotGuest, abi.VersionExportPrefix)
+	}
+	if version != abi.Version {
+		return fmt.Errorf("%w: module built for ABI v%d; this host supports ABI v%d", ErrVersion, version, abi.Version)
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("%w: module does not export its memory as \"memory\"", ErrNotGuest)
+	}
+	for _, f := range abi.GuestExports {
+		def, ok := exports[f.Name]
+		if !ok {
+			if f.Optional {
+				continue
+			}
+			return fmt.Errorf("%w: missing export %s (ABI: %s)", ErrNotGuest, f.Name, f.TypeSignature())
+		}
+		if got := defTypes(def); got != f.TypeSignature() {
+			return fmt.Errorf("%w: export %s has signature %s; ABI v%d says %s", ErrNotGuest, f.Name, got, abi.Version, f.TypeSignature())
+		}
+	}
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		switch mod {
+		case abi.ImportModule:
+			f, ok := abi.HostFunc(name)
+			if !ok {
+				return fmt.Errorf("%w: imports %s.%s, which ABI v%d does not have", ErrNotGuest, mod, name, abi.Version)
+			}
+			if got := defTypes(def); got != f.TypeSignature() {
+				return fmt.Errorf("%w: imports %s.%s as %s; ABI v%d says %s", ErrNotGuest, mod, name, got, abi.Version, f.TypeSignature())
+			}
+		case wasi_snapshot_preview1.ModuleName:
+		default:
+			return fmt.Errorf("%w: imports %s.%s from unknown module %q", ErrNotGuest, mod, name, mod)
+		}
+	}
+	return nil
+}
+
+func defTypes(def api.FunctionDefinition) string {
+	conv := func(ts []api.ValueType) []abi.ValType {
+		out := make([]abi.ValType, len(ts))
+		for i, t := range ts {
+			switch t {
+			case api.ValueTypeI32:
+				out[i] = abi.I32
+			case api.ValueTypeI64:
+				out[i] = abi.I64
+			default:
+				out[i] = abi.ValType(100 + t) // prints as an unknown type, never equal
+			}
+		}
+		return out
+	}
+	return abi.FormatTypes(conv(def.ParamTypes()), conv(def.ResultTypes()))
+}
+
+// ErrShuttingDown is returned for events that arrive after Close started.
+var ErrShuttingDown = errors.New("server is shutting down")
+
+// Close stops accepting events, cancels in-flight ones (they fail and roll back, committing
+// nothing half-done), waits for every object loop to finish, and closes all databases.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.objects.closeAll()
+	r.cancelShutdown()
+	done := make(chan struct{})
+	go func() { r.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("host: shutdown: %w (object loops still running)", ctx.Err())
+	}
+	err := r.store.Close()
+	if cerr := r.wz.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	return err
+}

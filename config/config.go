@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -87,7 +88,7 @@ func Load(path string) (*Config, error) {
 func Parse(path string, b []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, yamlError(path, err)
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -96,7 +97,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: path, Field: "classes", Msg: "the file is empty; at least one class is required"}
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, yamlError(path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -183,6 +184,31 @@ func Parse(path string, b []byte) (*Config, error) {
 		c.Classes = append(c.Classes, cl)
 	}
 	return c, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError rewrites yaml.v3's messages ("yaml: line 3: ...", or a list of them for unknown
+// fields) as "file:3: ..." lines, the form editors and people expect.
+func yamlError(path string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		if g := yamlLineRE.FindStringSubmatch(m); g != nil {
+			msg := strings.Replace(g[2], " in type config.File", "", 1)
+			msg = strings.Replace(msg, " in type config.Class", " in a class", 1)
+			out[i] = fmt.Sprintf("%s:%s: %s", path, g[1], msg)
+		} else {
+			out[i] = fmt.Sprintf("%s: %s", path, m)
+		}
+	}
+	return errors.New(strings.Join(out, "\n"))
 }
 
 // lineOf finds the line of a value in the document by a path of map keys (string) and sequence

@@ -142,6 +142,10 @@ func checkKey(k []byte) int32 {
 }
 
 func hfResultRead(in *instance, a []uint64) int32 {
+	// The whole buffer the guest claims must be inside its memory, not just the part written.
+	if uint64(uint32(a[0]))+uint64(uint32(a[1])) > uint64(in.mod.Memory().Size()) {
+		return fail(abi.BadPointer)
+	}
 	if !in.hasStaged {
 		return fail(abi.NotFound)
 	}

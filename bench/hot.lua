@@ -1,0 +1,4 @@
+-- wrk script: POST /counter/hot/increment
+request = function()
+  return wrk.format("POST", "/counter/hot/increment")
+end

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# HTTP load with wrk (16 connections, loopback only): the bare net/http floor, then dowasm's
+# counter with one hot object and with 10,000 objects at random, under full and relaxed
+# durability. Prints requests/s and each as a ratio to the floor measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${DUR:-10s}
+command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk" >&2; exit 1; }
+go build -o .bin/dowasm ./cli/dowasm
+go build -o .bin/floor ./bench/floor
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+start() { # name cmd... ; sets URL
+  local log="$tmp/$1.log"; shift
+  "$@" >"$log" 2>"$log.err" &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    URL=$(grep -o 'http://[0-9.:]*' "$log" | head -1 || true)
+    [ -n "$URL" ] && return 0
+    sleep 0.1
+  done
+  echo "server did not start: $(cat "$log.err")" >&2; exit 1
+}
+rps() { wrk -t2 -c16 -d"$DUR" "$@" | awk '/Requests\/sec/ {print $2}'; }
+
+start floor .bin/floor
+floor=$(rps -s bench/hot.lua "$URL")
+kill "${pids[-1]}"
+echo "floor (bare net/http): $floor req/s"
+
+for d in full relaxed; do
+  cat >"$tmp/dowasm.yaml" <<YAML
+data: $tmp/data-$d
+durability: $d
+classes:
+  - name: counter
+    source: $PWD/examples/counter/go
+YAML
+  start "dowasm-$d" .bin/dowasm run --config "$tmp/dowasm.yaml" --listen 127.0.0.1:0 --log-level warn
+  curl -fsS -XPOST "$URL/counter/hot/increment" >/dev/null
+  hot=$(rps -s bench/hot.lua "$URL")
+  rnd=$(OBJECTS=10000 rps -s bench/random.lua "$URL")
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  awk -v d="$d" -v h="$hot" -v r="$rnd" -v f="$floor" 'BEGIN {
+    printf "durability %-7s hot object: %8.0f req/s (%.1f%% of floor)   10,000 objects: %8.0f req/s (%.1f%% of floor)\n", d, h, 100*h/f, r, 100*r/f }'
+done

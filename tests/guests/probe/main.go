@@ -1,0 +1,214 @@
+// Command probe is a test guest written against the raw ABI (no SDK), so host tests can exercise
+// exactly what a guest does: storage, traps after writes, handler errors, runaway loops, limits,
+// out-of-range pointers, nested transactions. Each path of the request selects one behaviour.
+package main
+
+import (
+	"encoding/binary"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+//go:wasmimport dowasm result_read
+func resultRead(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm response_set
+func responseSet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm error_set
+func errorSet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm object_id
+func objectID() int32
+
+//go:wasmimport dowasm object_name
+func objectName() int32
+
+//go:wasmimport dowasm storage_get
+func storageGet(kp unsafe.Pointer, kn uint32) int32
+
+//go:wasmimport dowasm storage_put
+func storagePut(kp unsafe.Pointer, kn uint32, vp unsafe.Pointer, vn uint32) int32
+
+//go:wasmimport dowasm storage_delete_all
+func storageDeleteAll() int32
+
+//go:wasmimport dowasm txn_begin
+func txnBegin() int32
+
+//go:wasmimport dowasm txn_commit
+func txnCommit() int32
+
+//go:wasmimport dowasm txn_rollback
+func txnRollback() int32
+
+func main() {}
+
+//go:wasmexport dowasm_abi_v1
+func abiV1() {}
+
+var instanceEvents int // events served by this instance (in memory only)
+var initCount int
+
+//go:wasmexport dowasm_init
+func initObject() int32 {
+	initCount++
+	return 0
+}
+
+func ptr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+func staged(n int32) []byte {
+	b := make([]byte, n)
+	if n > 0 {
+		resultRead(ptr(b), uint32(n))
+	}
+	return b
+}
+
+func get(k string) (string, int32) {
+	kb := []byte(k)
+	n := storageGet(ptr(kb), uint32(len(kb)))
+	if n < 0 {
+		return "", n
+	}
+	return string(staged(n)), 0
+}
+
+func put(k, v string) int32 {
+	kb, vb := []byte(k), []byte(v)
+	return storagePut(ptr(kb), uint32(len(kb)), ptr(vb), uint32(len(vb)))
+}
+
+func respond(status int, body string) int32 {
+	var b []byte
+	b = binary.LittleEndian.AppendUint32(b, uint32(status))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
+	b = append(b, body...)
+	return responseSet(ptr(b), uint32(len(b)))
+}
+
+func fail(msg string) int32 {
+	b := []byte(msg)
+	errorSet(ptr(b), uint32(len(b)))
+	return 1
+}
+
+func field(b []byte) (string, []byte) {
+	n := binary.LittleEndian.Uint32(b)
+	return string(b[4 : 4+n]), b[4+n:]
+}
+
+func query(q, name string) string {
+	for _, kv := range strings.Split(q, "&") {
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+var events int
+
+//go:wasmexport dowasm_fetch
+func fetch(reqLen int32) int32 {
+	req := staged(reqLen)
+	_, rest := field(req) // method
+	path, rest := field(rest)
+	q, _ := field(rest)
+	instanceEvents++
+	if events++; events%256 == 0 {
+		runtime.GC()
+	}
+	switch path {
+	case "/incr":
+		v, _ := get("n")
+		n, _ := strconv.Atoi(v)
+		n++
+		if s := put("n", strconv.Itoa(n)); s != 0 {
+			return fail("put failed: " + strconv.Itoa(int(s)))
+		}
+		return respond(200, strconv.Itoa(n))
+	case "/get":
+		v, s := get(query(q, "k"))
+		if s != 0 {
+			return respond(404, strconv.Itoa(int(s)))
+		}
+		return respond(200, v)
+	case "/put":
+		return respond(200, strconv.Itoa(int(put(query(q, "k"), query(q, "v")))))
+	case "/put-then-trap":
+		put(query(q, "k"), query(q, "v"))
+		panic("probe: trap after write")
+	case "/put-then-error":
+		put(query(q, "k"), query(q, "v"))
+		return fail("probe: handler error after write")
+	case "/loop":
+		for {
+		}
+	case "/sleep":
+		ms, _ := strconv.Atoi(query(q, "ms"))
+		end := time.Now().Add(time.Duration(ms) * time.Millisecond)
+		for time.Now().Before(end) {
+		}
+		return respond(200, "slept")
+	case "/instance":
+		// How many events this instance has served and how often init ran in it.
+		return respond(200, strconv.Itoa(instanceEvents)+" "+strconv.Itoa(initCount))
+	case "/limits":
+		key := strings.Repeat("k", 2048)
+		out := []int32{put(key, "v"), put(key+"k", "v")}
+		val := strings.Repeat("v", 2<<20-1)
+		out = append(out, put("k", val), put("k", val+"v"))
+		var s []string
+		for _, o := range out {
+			s = append(s, strconv.Itoa(int(o)))
+		}
+		return respond(200, strings.Join(s, " "))
+	case "/id":
+		return respond(200, string(staged(objectID())))
+	case "/name":
+		n := objectName()
+		if n < 0 {
+			return respond(404, strconv.Itoa(int(n)))
+		}
+		return respond(200, string(staged(n)))
+	case "/txn":
+		// a=1 committed through two levels; b=2 rolled back in the inner one.
+		txnBegin()
+		put("a", "1")
+		txnBegin()
+		put("b", "2")
+		txnRollback()
+		txnCommit()
+		_, sb := get("b")
+		va, _ := get("a")
+		extra := txnCommit() // no transaction left
+		return respond(200, "a="+va+" b="+strconv.Itoa(int(sb))+" extra="+strconv.Itoa(int(extra)))
+	case "/txn-open":
+		// leaves an explicit transaction open: its writes commit with the event
+		txnBegin()
+		put(query(q, "k"), query(q, "v"))
+		return respond(200, "open")
+	case "/deleteall":
+		return respond(200, strconv.Itoa(int(storageDeleteAll())))
+	case "/bad-response":
+		b := []byte{1, 2, 3}
+		return respond(200, strconv.Itoa(int(responseSet(ptr(b), 3))))
+	case "/garbage":
+		// allocate and drop 1 MiB per event: memory must stay bounded thanks to periodic GC
+		b := make([]byte, 1<<20)
+		b[len(b)-1] = 1
+		return respond(200, "ok")
+	}
+	return respond(404, "no such probe "+path)
+}

@@ -1,0 +1,362 @@
+// Package tests runs dowasm end to end: the real binary, a real dowasm.yaml, the example guests
+// built from source, real sockets and real SQLite files, including restarts and kill -9.
+package tests
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// dowasmBin builds the dowasm binary once per test run.
+func dowasmBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dowasm-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "dowasm")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cli/dowasm").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func repo(p string) string {
+	abs, _ := filepath.Abs(filepath.Join("..", p))
+	return abs
+}
+
+// server is a running `dowasm run`.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	URL    string
+	stderr *lockedBuffer
+	exited chan struct{} // closed when the process has exited; then waitErr is set
+	waitErr error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// writeConfig writes a dowasm.yaml serving the examples, with data in dataDir.
+func writeConfig(t *testing.T, dir, dataDir string, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`data: %s
+idle_timeout: 10s
+%s
+classes:
+  - name: counter
+    source: %s
+  - name: ticket
+    source: %s
+  - name: ratelimit
+    source: %s
+`, dataDir, extra, repo("examples/counter/go"), repo("examples/ticket/go"), repo("examples/ratelimit/go"))
+	p := filepath.Join(dir, "dowasm.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+
+func startServer(t *testing.T, config string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(dowasmBin(t), append([]string{"run", "--config", config, "--listen", "127.0.0.1:0"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				urlc <- m[1]
+			}
+		}
+	}()
+	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
+	select {
+	case s.URL = <-urlc:
+	case <-s.exited:
+		t.Fatalf("dowasm run exited before listening: %v\n%s", s.waitErr, s.stderr)
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("dowasm run did not start in time\n%s", s.stderr)
+	}
+	t.Cleanup(func() { s.kill() })
+	return s
+}
+
+func (s *server) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() {
+	s.t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			s.t.Fatalf("dowasm exited with %v after SIGTERM\n%s", s.waitErr, s.stderr)
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("dowasm did not stop after SIGTERM\n%s", s.stderr)
+	}
+}
+
+var client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+
+func call(t *testing.T, method, url string) (int, string, http.Header) {
+	t.Helper()
+	st, body, h, err := tryCall(method, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, body, h
+}
+
+func tryCall(method, url string) (int, string, http.Header, error) {
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header, err
+}
+
+func expect(t *testing.T, method, url string, wantStatus int, wantBody string) {
+	t.Helper()
+	st, body, _ := call(t, method, url)
+	if st != wantStatus || body != wantBody {
+		t.Fatalf("%s %s: got %d %q, want %d %q", method, url, st, body, wantStatus, wantBody)
+	}
+}
+
+// The README's session, then a clean restart: the value survives.
+func TestCounterREADMESessionAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	s := startServer(t, cfg)
+	expect(t, "POST", s.URL+"/counter/my-counter/increment", 200, "1")
+	expect(t, "POST", s.URL+"/counter/my-counter/increment", 200, "2")
+	expect(t, "POST", s.URL+"/counter/my-counter/decrement", 200, "1")
+	expect(t, "GET", s.URL+"/counter/my-counter/", 200, "1")
+	s.stop()
+	s2 := startServer(t, cfg)
+	expect(t, "GET", s2.URL+"/counter/my-counter/", 200, "1")
+	expect(t, "POST", s2.URL+"/counter/my-counter/increment", 200, "2")
+}
+
+func TestGatewayErrors(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
+	jsonErr := func(method, path string, want int, mention string) {
+		t.Helper()
+		st, body, h := call(t, method, s.URL+path)
+		var e struct{ Error string }
+		if st != want || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, mention) || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s %s: got %d %q (%s), want %d with a JSON error mentioning %q", method, path, st, body, h.Get("Content-Type"), want, mention)
+		}
+	}
+	jsonErr("GET", "/nosuchclass/x/", 404, `unknown class "nosuchclass"`)
+	jsonErr("GET", "/counter/id/xyz/", 400, "malformed object ID")
+	jsonErr("GET", "/counter/id/"+strings.Repeat("0", 64)+"/", 400, "does not belong to this namespace")
+	// an ID minted by another class's namespace is foreign here
+	_, body, _ := call(t, "POST", s.URL+"/_dowasm/ticket/new-id")
+	var minted struct{ ID string }
+	json.Unmarshal([]byte(body), &minted)
+	jsonErr("GET", "/counter/id/"+minted.ID+"/", 400, "does not belong to this namespace")
+	// a unique ID of the right class works
+	_, body, _ = call(t, "POST", s.URL+"/_dowasm/counter/new-id")
+	json.Unmarshal([]byte(body), &minted)
+	expect(t, "POST", s.URL+"/counter/id/"+minted.ID+"/increment", 200, "1")
+	expect(t, "GET", s.URL+"/counter/id/"+minted.ID+"/", 200, "1")
+	// the server keeps serving
+	expect(t, "POST", s.URL+"/counter/still-alive/increment", 200, "1")
+}
+
+// 1,000 concurrent ticket claims: 1,000 distinct numbers, no gaps.
+func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
+	const n = 1000
+	nums := make([]int, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			st, body, _, err := tryCall("POST", s.URL+"/ticket/concert/claim")
+			if err != nil || st != 200 {
+				t.Errorf("claim: %d %q %v", st, body, err)
+				return
+			}
+			v, err := strconv.Atoi(strings.TrimSpace(body))
+			if err != nil {
+				t.Errorf("claim body %q", body)
+				return
+			}
+			mu.Lock()
+			nums = append(nums, v)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Ints(nums)
+	if len(nums) != n {
+		t.Fatalf("%d claims answered", len(nums))
+	}
+	for i, v := range nums {
+		if v != i+1 {
+			t.Fatalf("ticket numbers are not exactly 1..%d: position %d has %d", n, i, v)
+		}
+	}
+}
+
+// Every increment that got a response is present after kill -9 and restart.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	s := startServer(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	maxAcked, acked := 0, 0
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				st, body, _, err := tryCall("POST", s.URL+"/counter/crash/increment")
+				if err != nil || st != 200 {
+					return // the server died under us: this one was not acknowledged
+				}
+				v, _ := strconv.Atoi(body)
+				mu.Lock()
+				acked++
+				maxAcked = max(maxAcked, v)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	s.kill()
+	wg.Wait()
+	cancel()
+	if acked < 10 {
+		t.Fatalf("only %d increments acknowledged before the kill", acked)
+	}
+	s2 := startServer(t, cfg)
+	_, body, _ := call(t, "GET", s2.URL+"/counter/crash/")
+	got, _ := strconv.Atoi(body)
+	if got < maxAcked || got < acked {
+		t.Fatalf("after kill -9: counter %d, but %d increments were acknowledged (highest value %d)", got, acked, maxAcked)
+	}
+	t.Logf("acknowledged %d increments (highest %d); after restart the counter is %d", acked, maxAcked, got)
+}
+
+func TestRatelimit(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
+	for i := 0; i < 3; i++ {
+		st, body, _ := call(t, "POST", s.URL+"/ratelimit/alice/hit?limit=3&window=60")
+		if st != 200 || !strings.Contains(body, `"allowed":true`) {
+			t.Fatalf("hit %d: %d %s", i, st, body)
+		}
+	}
+	st, _, h := call(t, "POST", s.URL+"/ratelimit/alice/hit?limit=3&window=60")
+	ra, _ := strconv.Atoi(h.Get("Retry-After"))
+	if st != 429 || ra < 1 || ra > 60 {
+		t.Fatalf("4th hit: %d Retry-After %q", st, h.Get("Retry-After"))
+	}
+	if st, _, _ := call(t, "POST", s.URL+"/ratelimit/bob/hit?limit=3&window=60"); st != 200 {
+		t.Fatalf("bob is limited by alice's hits: %d", st)
+	}
+}
+
+// Bad configuration and bad modules: a clear error naming the file (and line, field) and a
+// non-zero exit, never a half-started server.
+func TestBadConfigAndModules(t *testing.T) {
+	dir := t.TempDir()
+	run := func(cfg string) string {
+		t.Helper()
+		p := filepath.Join(dir, "bad.yaml")
+		os.WriteFile(p, []byte(cfg), 0o644)
+		cmd := exec.Command(dowasmBin(t), "run", "--config", p, "--listen", "127.0.0.1:0")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("config accepted:\n%s", cfg)
+		}
+		return string(out)
+	}
+	out := run("classes:\n  - name: counter\n    modle: x.wasm\n")
+	if !strings.Contains(out, "bad.yaml:3: field modle not found") {
+		t.Fatalf("wrong field: %s", out)
+	}
+	notWasm := filepath.Join(dir, "notwasm.wasm")
+	os.WriteFile(notWasm, []byte("this is not wasm"), 0o644)
+	out = run("classes:\n  - name: counter\n    module: " + notWasm + "\n")
+	if !strings.Contains(out, "notwasm.wasm") || !strings.Contains(out, "not a WebAssembly module") {
+		t.Fatalf("not wasm: %s", out)
+	}
+	out = run("classes:\n  - name: counter\n    module: " + filepath.Join(dir, "missing.wasm") + "\n")
+	if !strings.Contains(out, "missing.wasm") {
+		t.Fatalf("missing module: %s", out)
+	}
+}

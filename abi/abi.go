@@ -112,19 +112,19 @@ func FormatTypes(params, results []ValType) string {
 type Status int32
 
 const (
-	OK               Status = 0
-	NotFound         Status = 1  // the key, name or result does not exist
-	BadPointer       Status = 2  // a pointer/length pair lies outside guest memory
-	KeyTooLarge      Status = 3  // a key is longer than MaxKeySize
-	ValueTooLarge    Status = 4  // key plus value is longer than MaxEntrySize
-	TooManyKeys      Status = 5  // a batch has more than MaxBatch keys
-	InvalidArgument  Status = 6  // a malformed encoding, bad flag or out-of-range number
-	StorageFailure   Status = 7  // the database failed; the event will be rolled back
-	NoTransaction    Status = 8  // txn_commit/txn_rollback without a matching txn_begin
-	TooDeep          Status = 9  // explicit transactions nested deeper than MaxTxnDepth
-	ResultTooLarge   Status = 10 // a result would exceed MaxResultSize
-	NotAllowed       Status = 11 // the call is not allowed in this state (e.g. response_set outside fetch)
-	EventCancelled   Status = 12 // the event's deadline passed or the server is shutting down
+	OK              Status = 0
+	NotFound        Status = 1  // the key, name or result does not exist
+	BadPointer      Status = 2  // a pointer/length pair lies outside guest memory
+	KeyTooLarge     Status = 3  // a key is longer than MaxKeySize
+	ValueTooLarge   Status = 4  // key plus value is longer than MaxEntrySize
+	TooManyKeys     Status = 5  // a batch has more than MaxBatch keys
+	InvalidArgument Status = 6  // a malformed encoding, bad flag or out-of-range number
+	StorageFailure  Status = 7  // the database failed; the event will be rolled back
+	NoTransaction   Status = 8  // txn_commit/txn_rollback without a matching txn_begin
+	TooDeep         Status = 9  // explicit transactions nested deeper than MaxTxnDepth
+	ResultTooLarge  Status = 10 // a result would exceed MaxResultSize
+	NotAllowed      Status = 11 // the call is not allowed in this state (e.g. response_set outside fetch)
+	EventCancelled  Status = 12 // the event's deadline passed or the server is shutting down
 )
 
 var statusNames = map[Status]string{
@@ -161,15 +161,15 @@ func (s Status) String() string {
 
 // Limits enforced by the host on every guest call.
 const (
-	MaxKeySize    = 2 << 10         // 2 KiB
-	MaxEntrySize  = 2 << 20         // key + value: 2 MiB
-	MaxBatch      = 128             // keys in one batch get/put/delete
-	MaxTxnDepth   = 16              // nested explicit transactions
-	MaxResultSize = 32 << 20        // one staged result (a list, a batch get)
-	MaxHeaderSize = 64 << 10        // all response headers together
-	MaxBodySize   = 32 << 20        // one response body
-	MaxLogSize    = 16 << 10        // one log line
-	MaxErrorSize  = 16 << 10        // one error message
+	MaxKeySize    = 2 << 10  // 2 KiB
+	MaxEntrySize  = 2 << 20  // key + value: 2 MiB
+	MaxBatch      = 128      // keys in one batch get/put/delete
+	MaxTxnDepth   = 16       // nested explicit transactions
+	MaxResultSize = 32 << 20 // one staged result (a list, a batch get)
+	MaxHeaderSize = 64 << 10 // all response headers together
+	MaxBodySize   = 32 << 20 // one response body
+	MaxLogSize    = 16 << 10 // one log line
+	MaxErrorSize  = 16 << 10 // one error message
 )
 
 // List flags (storage_list's options encoding).
@@ -198,54 +198,54 @@ var ptrStatuses = []Status{BadPointer}
 var HostFuncs = []Func{
 	{Name: "result_read", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, NotFound},
-		Doc: "Copies the staged result (the request of the current event, a value, a list) into guest memory at ptr, at most len bytes; returns the number copied."},
+		Doc:      "Copies the staged result (the request of the current event, a value, a list) into guest memory at ptr, at most len bytes; returns the number copied."},
 	{Name: "response_set", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, NotAllowed, ResultTooLarge},
-		Doc: "Sets the response of the current fetch event from an encoded response; the host copies it."},
+		Doc:      "Sets the response of the current fetch event from an encoded response; the host copies it."},
 	{Name: "error_set", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer},
-		Doc: "Sets the message reported when the current handler returns a non-zero code; the host copies at most MaxErrorSize bytes."},
+		Doc:      "Sets the message reported when the current handler returns a non-zero code; the host copies at most MaxErrorSize bytes."},
 	{Name: "object_id", Results: []ValType{I32},
 		Doc: "Stages the object's ID as 64 lowercase hex characters; returns 64."},
 	{Name: "object_name", Results: []ValType{I32},
 		Statuses: []Status{NotFound},
-		Doc: "Stages the name the object's ID was derived from; NOT_FOUND for IDs not made from a name."},
+		Doc:      "Stages the name the object's ID was derived from; NOT_FOUND for IDs not made from a name."},
 	{Name: "log", Params: []Param{p("level"), p("ptr"), p("len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument},
-		Doc: "Writes a line to the host's structured log, tagged with the class and object."},
+		Doc:      "Writes a line to the host's structured log, tagged with the class and object."},
 	{Name: "storage_get", Params: []Param{p("key_ptr"), p("key_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, KeyTooLarge, NotFound, StorageFailure, EventCancelled},
-		Doc: "Stages the value stored under the key; returns its length."},
+		Doc:      "Stages the value stored under the key; returns its length."},
 	{Name: "storage_put", Params: []Param{p("key_ptr"), p("key_len"), p("val_ptr"), p("val_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, KeyTooLarge, ValueTooLarge, StorageFailure, EventCancelled},
-		Doc: "Stores the value under the key inside the current transaction; the host copies both."},
+		Doc:      "Stores the value under the key inside the current transaction; the host copies both."},
 	{Name: "storage_delete", Params: []Param{p("key_ptr"), p("key_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, KeyTooLarge, StorageFailure, EventCancelled},
-		Doc: "Deletes the key; returns 1 if it existed, 0 if not."},
+		Doc:      "Deletes the key; returns 1 if it existed, 0 if not."},
 	{Name: "storage_get_batch", Params: []Param{p("keys_ptr"), p("keys_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, ResultTooLarge, StorageFailure, EventCancelled},
-		Doc: "Looks up an encoded key list; stages an encoded list of (found, value); returns its length."},
+		Doc:      "Looks up an encoded key list; stages an encoded list of (found, value); returns its length."},
 	{Name: "storage_put_batch", Params: []Param{p("entries_ptr"), p("entries_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, ValueTooLarge, StorageFailure, EventCancelled},
-		Doc: "Stores an encoded entry list atomically (all or none)."},
+		Doc:      "Stores an encoded entry list atomically (all or none)."},
 	{Name: "storage_delete_batch", Params: []Param{p("keys_ptr"), p("keys_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, TooManyKeys, KeyTooLarge, StorageFailure, EventCancelled},
-		Doc: "Deletes an encoded key list; returns how many existed."},
+		Doc:      "Deletes an encoded key list; returns how many existed."},
 	{Name: "storage_list", Params: []Param{p("opts_ptr"), p("opts_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, KeyTooLarge, ResultTooLarge, StorageFailure, EventCancelled},
-		Doc: "Lists entries in key byte order per the encoded options; stages an encoded entry list; returns its length."},
+		Doc:      "Lists entries in key byte order per the encoded options; stages an encoded entry list; returns its length."},
 	{Name: "storage_delete_all", Results: []ValType{I32},
 		Statuses: []Status{StorageFailure, EventCancelled},
-		Doc: "Deletes every key of the object inside the current transaction."},
+		Doc:      "Deletes every key of the object inside the current transaction."},
 	{Name: "txn_begin", Results: []ValType{I32},
 		Statuses: []Status{TooDeep, StorageFailure, EventCancelled},
-		Doc: "Opens an explicit transaction nested in the event's own; returns the new depth (1 for the first)."},
+		Doc:      "Opens an explicit transaction nested in the event's own; returns the new depth (1 for the first)."},
 	{Name: "txn_commit", Results: []ValType{I32},
 		Statuses: []Status{NoTransaction, StorageFailure},
-		Doc: "Ends the innermost explicit transaction, keeping its writes in the event's transaction."},
+		Doc:      "Ends the innermost explicit transaction, keeping its writes in the event's transaction."},
 	{Name: "txn_rollback", Results: []ValType{I32},
 		Statuses: []Status{NoTransaction, StorageFailure},
-		Doc: "Discards every write made since the innermost txn_begin and ends that transaction."},
+		Doc:      "Discards every write made since the innermost txn_begin and ends that transaction."},
 }
 
 // GuestExports are the functions a guest exports. Memory must be exported as "memory".

@@ -50,9 +50,9 @@ var ErrMalformed = errors.New("malformed encoding")
 // Writer appends encoded fields to a byte slice.
 type Writer struct{ B []byte }
 
-func (w *Writer) U32(v uint32)      { w.B = binary.LittleEndian.AppendUint32(w.B, v) }
-func (w *Writer) Bytes(b []byte)    { w.U32(uint32(len(b))); w.B = append(w.B, b...) }
-func (w *Writer) String(s string)   { w.U32(uint32(len(s))); w.B = append(w.B, s...) }
+func (w *Writer) U32(v uint32)    { w.B = binary.LittleEndian.AppendUint32(w.B, v) }
+func (w *Writer) Bytes(b []byte)  { w.U32(uint32(len(b))); w.B = append(w.B, b...) }
+func (w *Writer) String(s string) { w.U32(uint32(len(s))); w.B = append(w.B, s...) }
 
 // Reader consumes encoded fields; the first failure sticks in Err.
 type Reader struct {

@@ -155,7 +155,7 @@ type Stats struct {
 	LiveInstances, Created, Destroyed int64
 	// MaxLivePerID is the most instances ever alive at once for a single object; anything
 	// above 1 is a broken invariant.
-	MaxLivePerID int64
+	MaxLivePerID  int64
 	ActiveObjects int
 }
 
@@ -177,10 +177,10 @@ func ValidClassName(name string) bool { return classNameRE.MatchString(name) }
 
 // Class is a loaded object class: a compiled module plus its ID namespace.
 type Class struct {
-	rt     *Runtime
-	name   string
-	mod    wazero.CompiledModule
-	ns     *id.Namespace
+	rt   *Runtime
+	name string
+	mod  wazero.CompiledModule
+	ns   *id.Namespace
 }
 
 // Name is the class's name.

@@ -146,8 +146,8 @@ func minimalGuest(imports []wimport, fetchBody []byte) wmodule {
 	return wmodule{
 		imports: imports,
 		funcs: []wfunc{
-			{},                                   // dowasm_abi_v1
-			{results: []byte{i32}, body: i32const(0)}, // dowasm_init
+			{}, // dowasm_abi_v1
+			{results: []byte{i32}, body: i32const(0)},                    // dowasm_init
 			{params: []byte{i32}, results: []byte{i32}, body: fetchBody}, // dowasm_fetch
 		},
 		exports: map[string]int{"dowasm_abi_v1": n, "dowasm_init": n + 1, "dowasm_fetch": n + 2},

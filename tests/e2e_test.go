@@ -56,11 +56,11 @@ func repo(p string) string {
 
 // server is a running `dowasm run`.
 type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	URL    string
-	stderr *lockedBuffer
-	exited chan struct{} // closed when the process has exited; then waitErr is set
+	t       *testing.T
+	cmd     *exec.Cmd
+	URL     string
+	stderr  *lockedBuffer
+	exited  chan struct{} // closed when the process has exited; then waitErr is set
 	waitErr error
 }
 

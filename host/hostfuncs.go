@@ -63,7 +63,6 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 		for i, r := range f.Results {
 			results[i] = valType(r)
 		}
-		impl := impl
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 				in, _ := ctx.Value(instanceKey{}).(*instance)

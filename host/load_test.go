@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +16,10 @@ func newTestRuntime(t testing.TB, cfg Config) *Runtime {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	if cfg.CacheDir == "" {
+		// compiled modules are keyed by content and wazero version: safe to share across tests
+		cfg.CacheDir = filepath.Join(os.TempDir(), "dowasm-test-wazero-cache")
 	}
 	rt, err := New(context.Background(), cfg)
 	if err != nil {

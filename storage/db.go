@@ -1,0 +1,483 @@
+package storage
+
+import (
+	"container/list"
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// DB is one object's database, leased to one goroutine at a time (not safe for concurrent use).
+// It talks to SQLite at the driver level with statements prepared once per handle: the object
+// loop runs a few statements per event and database/sql's pooling and conversions would cost
+// more than the statements themselves.
+type DB struct {
+	store *Store
+	key   string
+	path  string
+
+	conn  *sqlite3.SQLiteConn
+	stmts map[string]driver.Stmt
+	inTx  bool
+	// broken is set after an error that may leave the connection unusable (I/O, corruption,
+	// full disk); the handle is closed on Release instead of being reused.
+	broken bool
+
+	// pool bookkeeping, guarded by store.mu
+	leased bool
+	elem   *list.Element
+
+	args [8]driver.NamedValue // List binds at most 6
+	dest [2]driver.Value
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+`
+
+// open opens or creates the database file; created reports a new file.
+func (d *DB) open(dur Durability) (created bool, err error) {
+	dir := filepath.Dir(d.path)
+	if _, err := os.Stat(d.path); errors.Is(err, os.ErrNotExist) {
+		created = true
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return false, fmt.Errorf("database %s: %w", d.path, err)
+		}
+	}
+	c, err := (&sqlite3.SQLiteDriver{}).Open("file:" + d.path + "?_txlock=immediate")
+	if err != nil {
+		return false, fmt.Errorf("database %s: %w", d.path, err)
+	}
+	d.conn = c.(*sqlite3.SQLiteConn)
+	d.stmts = map[string]driver.Stmt{}
+	sync := "FULL"
+	if dur == Relaxed {
+		sync = "NORMAL"
+	}
+	for _, q := range []string{
+		"PRAGMA busy_timeout=5000",
+		"PRAGMA journal_mode=WAL",
+		"PRAGMA synchronous=" + sync,
+		// Small per-handle page cache: thousands of handles may be open at once.
+		"PRAGMA cache_size=-512",
+		schema,
+	} {
+		if _, err := d.conn.Exec(q, nil); err != nil {
+			d.close()
+			return false, fmt.Errorf("database %s: %w (is it a dowasm object database?)", d.path, err)
+		}
+	}
+	if created {
+		// Make the new file's directory entry durable, so a crash after the first commit
+		// cannot lose the whole database.
+		if f, err := os.Open(dir); err == nil {
+			f.Sync()
+			f.Close()
+		}
+	}
+	return created, nil
+}
+
+func (d *DB) close() error {
+	for _, st := range d.stmts {
+		st.Close()
+	}
+	d.stmts = nil
+	if d.conn == nil {
+		return nil
+	}
+	err := d.conn.Close()
+	d.conn = nil
+	return err
+}
+
+// Path is the database file.
+func (d *DB) Path() string { return d.path }
+
+func (d *DB) stmt(q string) (driver.Stmt, error) {
+	if st, ok := d.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := d.conn.Prepare(q)
+	if err != nil {
+		return nil, d.fail(err)
+	}
+	d.stmts[q] = st
+	return st, nil
+}
+
+// fail wraps an error with the file and marks the handle broken when SQLite says the
+// connection or file is in trouble.
+func (d *DB) fail(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrIoErr, sqlite3.ErrCorrupt, sqlite3.ErrFull, sqlite3.ErrNotADB, sqlite3.ErrCantOpen, sqlite3.ErrNomem, sqlite3.ErrReadonly:
+			d.broken = true
+		}
+	}
+	return fmt.Errorf("database %s: %w", d.path, err)
+}
+
+func (d *DB) bind(vals ...any) []driver.NamedValue {
+	a := d.args[:len(vals)]
+	for i, v := range vals {
+		if b, ok := v.([]byte); ok && b == nil {
+			v = []byte{} // a nil slice binds NULL; keys and values are never NULL
+		}
+		a[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
+	}
+	return a
+}
+
+func (d *DB) exec(q string, vals ...any) (int64, error) {
+	st, err := d.stmt(q)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.(driver.StmtExecContext).ExecContext(context.Background(), d.bind(vals...))
+	if err != nil {
+		return 0, d.fail(err)
+	}
+	return res.RowsAffected()
+}
+
+// query runs q and calls fn for each row; the row's values are fresh copies.
+func (d *DB) query(q string, ncol int, fn func(row []driver.Value) error, vals ...any) error {
+	st, err := d.stmt(q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), d.bind(vals...))
+	if err != nil {
+		return d.fail(err)
+	}
+	defer rows.Close()
+	dest := d.dest[:ncol]
+	for {
+		if err := rows.Next(dest); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return d.fail(err)
+		}
+		if err := fn(dest); err != nil {
+			return err
+		}
+	}
+}
+
+// Begin opens the batch's transaction (BEGIN IMMEDIATE: the loop is this object's only writer).
+func (d *DB) Begin() error {
+	if _, err := d.exec("BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	d.inTx = true
+	return nil
+}
+
+// Commit commits the transaction; under Full durability it returns after the fsync.
+func (d *DB) Commit() error {
+	_, err := d.exec("COMMIT")
+	if err == nil {
+		d.inTx = false
+	}
+	return err
+}
+
+// Rollback abandons the transaction. It is a no-op outside one.
+func (d *DB) Rollback() error {
+	if !d.inTx {
+		return nil
+	}
+	d.inTx = false
+	if d.conn.AutoCommit() {
+		return nil // SQLite already rolled back (e.g. after an I/O error)
+	}
+	_, err := d.exec("ROLLBACK")
+	return err
+}
+
+// InTx reports whether a transaction is open.
+func (d *DB) InTx() bool { return d.inTx }
+
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty savepoint name", ErrInvalid)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return fmt.Errorf("%w: savepoint name %q", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// Savepoint opens a nested transaction named name.
+func (d *DB) Savepoint(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	_, err := d.exec("SAVEPOINT " + name)
+	return err
+}
+
+// ReleaseSavepoint keeps the savepoint's writes in the enclosing transaction.
+func (d *DB) ReleaseSavepoint(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	_, err := d.exec("RELEASE " + name)
+	return err
+}
+
+// RollbackTo discards the savepoint's writes and ends it.
+func (d *DB) RollbackTo(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if _, err := d.exec("ROLLBACK TO " + name); err != nil {
+		return err
+	}
+	_, err := d.exec("RELEASE " + name)
+	return err
+}
+
+func checkKey(k []byte) error {
+	if len(k) > MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(k), MaxKeySize)
+	}
+	return nil
+}
+
+func checkEntry(k, v []byte) error {
+	if err := checkKey(k); err != nil {
+		return err
+	}
+	if len(k)+len(v) > MaxEntrySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(k)+len(v), MaxEntrySize)
+	}
+	return nil
+}
+
+// Get returns a copy of the value under key.
+func (d *DB) Get(key []byte) ([]byte, bool, error) {
+	if err := checkKey(key); err != nil {
+		return nil, false, err
+	}
+	var val []byte
+	found := false
+	err := d.query("SELECT value FROM kv WHERE key = ?", 1, func(row []driver.Value) error {
+		val, _ = row[0].([]byte)
+		if val == nil {
+			val = []byte{}
+		}
+		found = true
+		return nil
+	}, key)
+	return val, found, err
+}
+
+// Put stores value under key.
+func (d *DB) Put(key, val []byte) error {
+	if err := checkEntry(key, val); err != nil {
+		return err
+	}
+	_, err := d.exec("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", key, val)
+	return err
+}
+
+// Delete removes key and reports whether it existed.
+func (d *DB) Delete(key []byte) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	n, err := d.exec("DELETE FROM kv WHERE key = ?", key)
+	return n > 0, err
+}
+
+// GetMany looks up to MaxBatch keys.
+func (d *DB) GetMany(keys [][]byte) ([][]byte, []bool, error) {
+	if len(keys) > MaxBatch {
+		return nil, nil, fmt.Errorf("%w: %d keys, limit %d", ErrTooManyKeys, len(keys), MaxBatch)
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, nil, err
+		}
+	}
+	vals := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		v, ok, err := d.Get(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[i], found[i] = v, ok
+	}
+	return vals, found, nil
+}
+
+// Entry is a key and its value.
+type Entry struct{ Key, Value []byte }
+
+// PutMany stores up to MaxBatch entries: all are checked first, and a failure midway is rolled
+// back, so either every entry is written or none.
+func (d *DB) PutMany(es []Entry) error {
+	if len(es) > MaxBatch {
+		return fmt.Errorf("%w: %d entries, limit %d", ErrTooManyKeys, len(es), MaxBatch)
+	}
+	for _, e := range es {
+		if err := checkEntry(e.Key, e.Value); err != nil {
+			return err
+		}
+	}
+	return d.atomically(func() error {
+		for _, e := range es {
+			if err := d.Put(e.Key, e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteMany deletes up to MaxBatch keys and returns how many existed.
+func (d *DB) DeleteMany(keys [][]byte) (int, error) {
+	if len(keys) > MaxBatch {
+		return 0, fmt.Errorf("%w: %d keys, limit %d", ErrTooManyKeys, len(keys), MaxBatch)
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	err := d.atomically(func() error {
+		for _, k := range keys {
+			ok, err := d.Delete(k)
+			if err != nil {
+				return err
+			}
+			if ok {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// atomically runs fn in a savepoint of its own.
+func (d *DB) atomically(fn func() error) error {
+	if err := d.Savepoint("batch_op"); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		d.RollbackTo("batch_op")
+		return err
+	}
+	return d.ReleaseSavepoint("batch_op")
+}
+
+// DeleteAll removes every key.
+func (d *DB) DeleteAll() error {
+	_, err := d.exec("DELETE FROM kv")
+	return err
+}
+
+// ListOptions select a range of keys. Start is inclusive, StartAfter and End exclusive; Prefix
+// intersects with the rest. Reverse iterates from the highest key; Limit (0: none) counts from
+// where the iteration starts.
+type ListOptions struct {
+	Start, StartAfter, End, Prefix             []byte
+	HasStart, HasStartAfter, HasEnd, HasPrefix bool
+	Reverse                                    bool
+	Limit                                      int
+}
+
+// prefixEnd is the smallest key greater than every key with the prefix, or nil when there is
+// none (the prefix is empty or all 0xFF).
+func prefixEnd(p []byte) []byte {
+	e := append([]byte(nil), p...)
+	for len(e) > 0 && e[len(e)-1] == 0xff {
+		e = e[:len(e)-1]
+	}
+	if len(e) == 0 {
+		return nil
+	}
+	e[len(e)-1]++
+	return e
+}
+
+// List calls fn for each selected entry in key byte order (SQLite compares BLOBs with memcmp).
+// The slices passed to fn are valid only during the call.
+func (d *DB) List(o ListOptions, fn func(key, val []byte) error) error {
+	if o.HasStart && o.HasStartAfter {
+		return fmt.Errorf("%w: start and startAfter are exclusive", ErrInvalid)
+	}
+	if o.Limit < 0 {
+		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	var where []string
+	var args []any
+	if o.HasStart {
+		where, args = append(where, "key >= ?"), append(args, o.Start)
+	}
+	if o.HasStartAfter {
+		where, args = append(where, "key > ?"), append(args, o.StartAfter)
+	}
+	if o.HasEnd {
+		where, args = append(where, "key < ?"), append(args, o.End)
+	}
+	if o.HasPrefix && len(o.Prefix) > 0 {
+		where, args = append(where, "key >= ?"), append(args, o.Prefix)
+		if e := prefixEnd(o.Prefix); e != nil {
+			where, args = append(where, "key < ?"), append(args, e)
+		}
+	}
+	q := "SELECT key, value FROM kv"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	if o.Reverse {
+		q += " ORDER BY key DESC"
+	} else {
+		q += " ORDER BY key"
+	}
+	if o.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, int64(o.Limit))
+	}
+	return d.query(q, 2, func(row []driver.Value) error {
+		k, _ := row[0].([]byte)
+		v, _ := row[1].([]byte)
+		return fn(k, v)
+	}, args...)
+}
+
+// Meta reads the runtime's own metadata (not visible to the guest).
+func (d *DB) Meta(key string) ([]byte, bool, error) {
+	var val []byte
+	found := false
+	err := d.query("SELECT value FROM meta WHERE key = ?", 1, func(row []driver.Value) error {
+		val, _ = row[0].([]byte)
+		found = true
+		return nil
+	}, key)
+	return val, found, err
+}
+
+// SetMeta writes the runtime's own metadata.
+func (d *DB) SetMeta(key string, val []byte) error {
+	_, err := d.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, val)
+	return err
+}

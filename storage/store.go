@@ -1,0 +1,220 @@
+// Package storage keeps each object's private key-value data in its own SQLite database (WAL)
+// and pools the open handles: a million stored objects must work on a machine where only a few
+// thousand databases can be open at once. The runtime leases a handle to an object's loop for
+// one batch of events; the batch runs in one transaction with a savepoint per event.
+package storage
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Durability is how hard a commit works before it returns.
+type Durability int
+
+const (
+	// Full fsyncs every commit (synchronous=FULL): a committed write survives power loss.
+	Full Durability = iota
+	// Relaxed does not fsync the WAL on commit (synchronous=NORMAL): a committed write survives
+	// a process crash but possibly not an OS crash or power loss.
+	Relaxed
+)
+
+// Limits, the same as the guest ABI's (abi.MaxKeySize etc.; a host test checks they agree).
+const (
+	MaxKeySize   = 2048
+	MaxEntrySize = 2 << 20
+	MaxBatch     = 128
+)
+
+var (
+	ErrKeyTooLarge   = errors.New("key too large")
+	ErrValueTooLarge = errors.New("key plus value too large")
+	ErrTooManyKeys   = errors.New("too many keys in one batch")
+	ErrInvalid       = errors.New("invalid argument")
+	ErrClosed        = errors.New("storage closed")
+)
+
+// Options configure a Store.
+type Options struct {
+	Dir        string
+	Durability Durability
+	// MaxOpen bounds open database handles (each holds 3 file descriptors in WAL mode).
+	// Default 4096.
+	MaxOpen int
+}
+
+// Stats count handle activity.
+type Stats struct {
+	Open, Leased   int
+	Opens, Closes  int64
+	Creates        int64
+	EvictedForRoom int64
+}
+
+// Store is the set of all objects' databases under one directory.
+type Store struct {
+	opts Options
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	handles map[string]*DB
+	idle    list.List // of *DB not leased, most recently used at the front
+	open    int       // handles open or being opened
+	closed  bool
+	stats   Stats
+}
+
+// Open prepares a store rooted at opts.Dir, creating the directory if needed.
+func Open(opts Options) (*Store, error) {
+	if opts.MaxOpen <= 0 {
+		opts.MaxOpen = 4096
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage directory %s: %w", opts.Dir, err)
+	}
+	s := &Store{opts: opts, handles: map[string]*DB{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+// Path is where the object's database lives: a sharded tree so no directory holds more than a
+// few thousand files even with millions of objects.
+func (s *Store) Path(class, id string) string {
+	if len(id) < 4 {
+		return filepath.Join(s.opts.Dir, class, "_", id+".sqlite")
+	}
+	return filepath.Join(s.opts.Dir, class, id[0:2], id[2:4], id+".sqlite")
+}
+
+// Exists reports whether the object has a database, without creating one.
+func (s *Store) Exists(class, id string) bool {
+	_, err := os.Stat(s.Path(class, id))
+	return err == nil
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Open = s.open
+	st.Leased = s.open - s.idle.Len()
+	return st
+}
+
+// Acquire leases the object's database, opening (and creating) it if needed, until Release.
+// A second Acquire of the same object waits for the first lease to end. When MaxOpen handles
+// are open, the least recently used idle handle is closed to make room; when every handle is
+// leased, Acquire waits. ctx cancels the wait.
+func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
+	key := class + "/" + id
+	s.mu.Lock()
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		if d := s.handles[key]; d != nil {
+			if d.leased {
+				s.cond.Wait()
+				continue
+			}
+			d.leased = true
+			s.idle.Remove(d.elem)
+			d.elem = nil
+			s.mu.Unlock()
+			return d, nil
+		}
+		if s.open < s.opts.MaxOpen {
+			d := &DB{store: s, key: key, path: s.Path(class, id), leased: true}
+			s.handles[key] = d
+			s.open++
+			s.mu.Unlock()
+			created, err := d.open(s.opts.Durability)
+			s.mu.Lock()
+			if err != nil {
+				delete(s.handles, key)
+				s.open--
+				s.cond.Broadcast()
+				s.mu.Unlock()
+				return nil, err
+			}
+			s.stats.Opens++
+			if created {
+				s.stats.Creates++
+			}
+			s.mu.Unlock()
+			return d, nil
+		}
+		if e := s.idle.Back(); e != nil {
+			victim := e.Value.(*DB)
+			s.idle.Remove(e)
+			victim.elem = nil
+			delete(s.handles, victim.key)
+			s.stats.EvictedForRoom++
+			s.stats.Closes++
+			s.mu.Unlock()
+			victim.close()
+			s.mu.Lock()
+			s.open--
+			continue
+		}
+		s.cond.Wait()
+	}
+}
+
+// Release ends a lease. A handle whose connection failed is closed rather than reused.
+func (s *Store) Release(d *DB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.leased = false
+	if s.closed || d.broken {
+		delete(s.handles, d.key)
+		s.open--
+		s.stats.Closes++
+		d.close()
+	} else {
+		d.elem = s.idle.PushFront(d)
+	}
+	s.cond.Broadcast()
+}
+
+// Close closes every idle handle; handles still leased are closed when released. Acquire fails
+// with ErrClosed afterwards.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var first error
+	for e := s.idle.Front(); e != nil; e = e.Next() {
+		d := e.Value.(*DB)
+		delete(s.handles, d.key)
+		s.open--
+		s.stats.Closes++
+		if err := d.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.idle.Init()
+	s.cond.Broadcast()
+	return first
+}

@@ -331,7 +331,7 @@ func TestGuestMemoryBounded(t *testing.T) {
 		}
 	}
 	rt.objects.shard(c.name + "/" + c.Namespace().FromName("a").String()).mu.Unlock()
-	// 2,000 MiB allocated in total; with periodic GC the heap stays small.
+	// 2,000 MiB allocated in total; with periodic GC (every 16 events in the probe) the heap stays small.
 	if pages == 0 || pages > 1024 {
 		t.Fatalf("guest memory %d pages (%d MiB) after 2,000 x 1 MiB garbage", pages, pages/16)
 	}

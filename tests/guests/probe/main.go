@@ -126,7 +126,7 @@ func fetch(reqLen int32) int32 {
 	path, rest := field(rest)
 	q, _ := field(rest)
 	instanceEvents++
-	if events++; events%256 == 0 {
+	if events++; events%16 == 0 {
 		runtime.GC()
 	}
 	switch path {

@@ -1,0 +1,3 @@
+module github.com/dowasm/dowasm/guest-sdk/go
+
+go 1.24

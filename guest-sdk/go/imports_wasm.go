@@ -1,0 +1,94 @@
+//go:build wasm
+
+package dowasm
+
+import "unsafe"
+
+// The raw ABI v1 (abi/ABI.md). This file is the only one that uses unsafe: every other file works
+// with byte slices. Pointers are passed as unsafe.Pointer (an i32 on wasm); Go's garbage
+// collector does not move objects, and the host copies what it needs before returning.
+
+//go:wasmimport dowasm result_read
+func hostResultRead(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm response_set
+func hostResponseSet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm error_set
+func hostErrorSet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm object_id
+func hostObjectID() int32
+
+//go:wasmimport dowasm object_name
+func hostObjectName() int32
+
+//go:wasmimport dowasm log
+func hostLog(level int32, ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm storage_get
+func hostStorageGet(kp unsafe.Pointer, kn uint32) int32
+
+//go:wasmimport dowasm storage_put
+func hostStoragePut(kp unsafe.Pointer, kn uint32, vp unsafe.Pointer, vn uint32) int32
+
+//go:wasmimport dowasm storage_delete
+func hostStorageDelete(kp unsafe.Pointer, kn uint32) int32
+
+//go:wasmimport dowasm storage_get_batch
+func hostStorageGetBatch(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm storage_put_batch
+func hostStoragePutBatch(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm storage_delete_batch
+func hostStorageDeleteBatch(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm storage_list
+func hostStorageList(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm storage_delete_all
+func hostStorageDeleteAll() int32
+
+//go:wasmimport dowasm txn_begin
+func hostTxnBegin() int32
+
+//go:wasmimport dowasm txn_commit
+func hostTxnCommit() int32
+
+//go:wasmimport dowasm txn_rollback
+func hostTxnRollback() int32
+
+func ptr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+// abi wraps the raw imports with slices.
+type rawABI struct{}
+
+func (rawABI) resultRead(b []byte) int32 { return hostResultRead(ptr(b), uint32(len(b))) }
+func (rawABI) responseSet(b []byte) int32 { return hostResponseSet(ptr(b), uint32(len(b))) }
+func (rawABI) errorSet(b []byte) int32    { return hostErrorSet(ptr(b), uint32(len(b))) }
+func (rawABI) objectID() int32            { return hostObjectID() }
+func (rawABI) objectName() int32          { return hostObjectName() }
+func (rawABI) log(level int32, b []byte) int32 {
+	return hostLog(level, ptr(b), uint32(len(b)))
+}
+func (rawABI) get(k []byte) int32 { return hostStorageGet(ptr(k), uint32(len(k))) }
+func (rawABI) put(k, v []byte) int32 {
+	return hostStoragePut(ptr(k), uint32(len(k)), ptr(v), uint32(len(v)))
+}
+func (rawABI) del(k []byte) int32         { return hostStorageDelete(ptr(k), uint32(len(k))) }
+func (rawABI) getBatch(b []byte) int32    { return hostStorageGetBatch(ptr(b), uint32(len(b))) }
+func (rawABI) putBatch(b []byte) int32    { return hostStoragePutBatch(ptr(b), uint32(len(b))) }
+func (rawABI) deleteBatch(b []byte) int32 { return hostStorageDeleteBatch(ptr(b), uint32(len(b))) }
+func (rawABI) list(b []byte) int32        { return hostStorageList(ptr(b), uint32(len(b))) }
+func (rawABI) deleteAll() int32           { return hostStorageDeleteAll() }
+func (rawABI) txnBegin() int32            { return hostTxnBegin() }
+func (rawABI) txnCommit() int32           { return hostTxnCommit() }
+func (rawABI) txnRollback() int32         { return hostTxnRollback() }
+
+var host rawABI

@@ -62,6 +62,11 @@ func Build(ctx context.Context, dir string, kind Kind, cacheDir string, progress
 	if err != nil {
 		return "", err
 	}
+	// The compiler runs in the source directory: every path given to it must be absolute.
+	cacheDir, err = filepath.Abs(cacheDir)
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", err
 	}

@@ -133,6 +133,20 @@ func (in *instance) db() (*storage.DB, int32) {
 	return in.ev.db, 0
 }
 
+// writeDB is db for calls that write: the batch's transaction and the event's savepoint are
+// opened at the first write (as workerd opens its implicit transaction), so read-only events
+// cost no BEGIN/SAVEPOINT/COMMIT at all. Reads before it see the same connection's state.
+func (in *instance) writeDB() (*storage.DB, int32) {
+	db, s := in.db()
+	if db == nil {
+		return nil, s
+	}
+	if err := in.obj.beginWrite(db, in.ev); err != nil {
+		return nil, in.storageStatus(err)
+	}
+	return db, 0
+}
+
 func checkKey(k []byte) int32 {
 	if len(k) > abi.MaxKeySize {
 		return fail(abi.KeyTooLarge)
@@ -267,7 +281,7 @@ func hfStoragePut(in *instance, a []uint64) int32 {
 	if len(k)+len(v) > abi.MaxEntrySize {
 		return fail(abi.ValueTooLarge)
 	}
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}
@@ -285,7 +299,7 @@ func hfStorageDelete(in *instance, a []uint64) int32 {
 	if s := checkKey(k); s != 0 {
 		return s
 	}
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}
@@ -363,7 +377,7 @@ func hfStoragePutBatch(in *instance, a []uint64) int32 {
 		}
 		entries[i] = storage.Entry{Key: e.Key, Value: e.Value}
 	}
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}
@@ -378,7 +392,7 @@ func hfStorageDeleteBatch(in *instance, a []uint64) int32 {
 	if s != 0 {
 		return s
 	}
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}
@@ -442,7 +456,7 @@ func hfStorageList(in *instance, a []uint64) int32 {
 }
 
 func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}
@@ -455,7 +469,7 @@ func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
 func txnName(depth int) string { return "t" + strconv.Itoa(depth) }
 
 func hfTxnBegin(in *instance, _ []uint64) int32 {
-	db, s := in.db()
+	db, s := in.writeDB()
 	if db == nil {
 		return s
 	}

@@ -54,6 +54,7 @@ type event struct {
 	db         *storage.DB
 	resp       *abi.Response
 	txnDepth   int
+	savepoint  bool // the event's savepoint "ev" is open (from its first write)
 	storageErr error
 	result     eventResult
 }
@@ -125,6 +126,24 @@ type object struct {
 	nameChecked bool
 	inst        *instance
 	batch       []*event
+	txOpen      bool // the current batch's transaction has begun (at its first write)
+}
+
+// beginWrite makes sure the batch's transaction and ev's savepoint are open before a write.
+func (o *object) beginWrite(db *storage.DB, ev *event) error {
+	if !o.txOpen {
+		if err := db.Begin(); err != nil {
+			return err
+		}
+		o.txOpen = true
+	}
+	if ev != nil && !ev.savepoint {
+		if err := db.Savepoint("ev"); err != nil {
+			return err
+		}
+		ev.savepoint = true
+	}
+	return nil
 }
 
 // Fetch delivers an HTTP request to the object objID of class c and waits for its response,
@@ -160,9 +179,9 @@ func (c *Class) send(objID id.ID, ev *event) error {
 		sh.m[key] = o
 	}
 	o.mu.Lock()
-	if len(o.mailbox) >= r.cfg.MaxQueue {
+	if n := len(o.mailbox); n >= r.cfg.MaxQueue {
 		o.mu.Unlock()
-		return fmt.Errorf("%w: object %s/%s has %d events queued (limit %d)", ErrOverloaded, c.name, idHex, len(o.mailbox), r.cfg.MaxQueue)
+		return fmt.Errorf("%w: object %s/%s has %d events queued (limit %d)", ErrOverloaded, c.name, idHex, n, r.cfg.MaxQueue)
 	}
 	o.mailbox = append(o.mailbox, ev)
 	start := !o.running
@@ -269,10 +288,7 @@ func (o *object) process(batch []*event) {
 		return
 	}
 	defer r.store.Release(db)
-	if err := db.Begin(); err != nil {
-		o.failAll(batch, fmt.Errorf("begin transaction: %w", err))
-		return
-	}
+	o.txOpen = false
 	if err := o.checkName(db); err != nil {
 		db.Rollback()
 		o.failAll(batch, fmt.Errorf("object metadata: %w", err))
@@ -287,15 +303,19 @@ func (o *object) process(batch []*event) {
 			return
 		}
 	}
-	if err := db.Commit(); err != nil {
+	if !o.txOpen {
+		// Nothing was written: there is nothing to commit and nothing to wait for.
+	} else if err := db.Commit(); err != nil {
 		// Invariant 4: every output held for this commit is dropped, and the instance (whose
 		// memory may reflect writes that never committed) is discarded.
 		db.Rollback()
+		o.txOpen = false
 		o.evict()
 		o.nameChecked = false
 		o.failAll(batch, fmt.Errorf("commit failed, writes lost: %w", err))
 		return
 	}
+	o.txOpen = false
 	for _, ev := range batch {
 		ev.done <- ev.result
 		ev.db, ev.ctx = nil, nil
@@ -316,6 +336,9 @@ func (o *object) checkName(db *storage.DB) error {
 	case ok && o.name == "":
 		o.name = string(v)
 	case !ok && o.name != "":
+		if err := o.beginWrite(db, nil); err != nil {
+			return err
+		}
 		if err := db.SetMeta("name", []byte(o.name)); err != nil {
 			return err
 		}
@@ -337,24 +360,27 @@ func (o *object) runEvent(db *storage.DB, ev *event) error {
 	r := o.class.rt
 	ctx, cancel := context.WithTimeout(r.shutdown, r.cfg.EventTimeout)
 	defer cancel()
-	ev.ctx, ev.db = ctx, db
-	if err := db.Savepoint("ev"); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
+	ev.ctx, ev.db, ev.savepoint = ctx, db, false
 	err := o.dispatch(ev)
 	if err == nil && ev.storageErr != nil {
 		err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
 	}
 	if err != nil {
 		o.evict()
-		if rerr := db.RollbackTo("ev"); rerr != nil {
-			return fmt.Errorf("rollback after %v: %w", err, rerr)
+		if ev.savepoint {
+			if rerr := db.RollbackTo("ev"); rerr != nil {
+				return fmt.Errorf("rollback after %v: %w", err, rerr)
+			}
 		}
 		ev.result = eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
 		return nil
 	}
-	if err := db.ReleaseSavepoint("ev"); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
+	if ev.savepoint {
+		// Explicit transactions the handler left open are savepoints inside "ev": releasing
+		// "ev" keeps their writes too.
+		if err := db.ReleaseSavepoint("ev"); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
 	}
 	resp := ev.resp
 	if resp == nil {

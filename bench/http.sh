@@ -35,6 +35,7 @@ for d in full relaxed; do
   cat >"$tmp/dowasm.yaml" <<YAML
 data: $tmp/data-$d
 durability: $d
+idle_timeout: 2s   # bounds live standard-Go instances (2-4 MB each) in the 10,000-object run
 classes:
   - name: counter
     source: $PWD/examples/counter/go

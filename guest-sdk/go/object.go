@@ -12,10 +12,7 @@
 // The SDK implements ABI v1 (abi/ABI.md in the dowasm repository).
 package dowasm
 
-import (
-	"runtime"
-	"strconv"
-)
+import "strconv"
 
 // Class is an object class. Fetch handles one HTTP request; returning an error fails the event:
 // its storage writes are rolled back, the client gets a 500 with the error's message, and the
@@ -109,16 +106,10 @@ func runInit() int32 {
 	return 0
 }
 
-// gcEvery is how often (in events) the SDK collects garbage. A wasip1 reactor only runs the
-// collector when an allocation crosses the heap goal; a periodic collection keeps memory of
-// long-lived instances close to their live data, for about 50-100 µs every 64 events.
-const gcEvery = 64
-
 func runFetch(reqLen int32) (rc int32) {
 	defer func() {
-		if g.events++; g.events%gcEvery == 0 {
-			runtime.GC()
-		}
+		g.events++
+		maybeGC(g.events)
 	}()
 	req, ok := decodeRequest(readStaged(reqLen))
 	if !ok {

@@ -15,10 +15,7 @@ import (
 // the SDK), GET / reads one key.
 func BenchmarkWarmEventOneRead(b *testing.B) {
 	rt := newTestRuntime(b, Config{})
-	c, err := rt.LoadClass(context.Background(), "ticket", "examples/ticket/go", guestWasm(b, "examples/ticket/go"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := loadExample(b, rt, "ticket")
 	id := c.Namespace().FromName("w")
 	if _, err := c.Fetch(context.Background(), id, "w", &abi.Request{Method: "POST", Path: "/claim"}); err != nil {
 		b.Fatal(err)
@@ -43,9 +40,9 @@ func BenchmarkWarmEventOneWrite(b *testing.B) {
 	}{{"full", storage.Full}, {"relaxed", storage.Relaxed}} {
 		b.Run(d.name, func(b *testing.B) {
 			rt := newTestRuntime(b, Config{Durability: d.dur})
-			c := loadProbe(b, rt)
+			c := loadExample(b, rt, "counter")
 			id := c.Namespace().FromName("w")
-			req := &abi.Request{Method: "POST", Path: "/incr"}
+			req := &abi.Request{Method: "POST", Path: "/increment"}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := c.Fetch(context.Background(), id, "w", req); err != nil {
@@ -59,10 +56,9 @@ func BenchmarkWarmEventOneWrite(b *testing.B) {
 // Writes to one object from many goroutines: queued events share commits (write coalescing).
 func BenchmarkCoalescedWrites(b *testing.B) {
 	rt := newTestRuntime(b, Config{})
-	c := loadProbe(b, rt)
+	c := loadExample(b, rt, "counter")
 	id := c.Namespace().FromName("w")
-	mustDo(b, c, "w", "/incr")
-	req := &abi.Request{Method: "POST", Path: "/incr"}
+	req := &abi.Request{Method: "POST", Path: "/increment"}
 	b.SetParallelism(8) // 16 concurrent callers on 2 cores
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -108,11 +104,20 @@ func BenchmarkWakeSmallGuest(b *testing.B) {
 	benchWake(b, c, rt, "/")
 }
 
-// The standard-Go probe guest woken from eviction.
+// The standard-Go counter example woken from eviction (its constructor reads the value).
 func BenchmarkWakeGoGuest(b *testing.B) {
 	rt := newTestRuntime(b, Config{IdleTimeout: time.Millisecond})
-	c := loadProbe(b, rt)
-	benchWake(b, c, rt, "/get")
+	c := loadExample(b, rt, "counter")
+	benchWake(b, c, rt, "/")
+}
+
+func loadExample(b *testing.B, rt *Runtime, name string) *Class {
+	src := "examples/" + name + "/go"
+	c, err := rt.LoadClass(context.Background(), name, src, guestWasm(b, src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 // Warm event overhead with the small hand-assembled guest (one storage read): the host's own

@@ -14,6 +14,7 @@ import (
 	"github.com/dowasm/dowasm/storage"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // ErrOverloaded is wrapped when an object's queue is full.
@@ -440,7 +441,8 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	mod, err := r.wz.InstantiateModule(ev.ctx, o.class.mod, cfg)
+	ctx := experimental.WithMemoryAllocator(ev.ctx, experimental.MemoryAllocatorFunc(allocateMemory))
+	mod, err := r.wz.InstantiateModule(ctx, o.class.mod, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}

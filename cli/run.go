@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 		IdleTimeout:  cfg.IdleTimeout,
 		EventTimeout: cfg.EventTimeout,
 		MaxQueue:     cfg.MaxQueue,
+		MaxInstances: cfg.MaxInstances,
 		Logger:       log,
 	})
 	if err != nil {

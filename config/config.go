@@ -34,6 +34,7 @@ type File struct {
 	EventTimeout string  `yaml:"event_timeout"`
 	Durability   string  `yaml:"durability"`
 	MaxQueue     int     `yaml:"max_queue"`
+	MaxInstances int     `yaml:"max_instances"`
 	Classes      []Class `yaml:"classes"`
 }
 
@@ -54,6 +55,7 @@ type Config struct {
 	EventTimeout time.Duration
 	Relaxed      bool
 	MaxQueue     int
+	MaxInstances int
 	Classes      []Class
 }
 
@@ -108,7 +110,7 @@ func Parse(path string, b []byte) (*Config, error) {
 	bad := func(field string, line int, format string, args ...any) error {
 		return &Error{File: path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	c := &Config{Path: abs, Listen: f.Listen, MaxQueue: f.MaxQueue}
+	c := &Config{Path: abs, Listen: f.Listen, MaxQueue: f.MaxQueue, MaxInstances: f.MaxInstances}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -144,6 +146,9 @@ func Parse(path string, b []byte) (*Config, error) {
 	}
 	if f.MaxQueue < 0 {
 		return nil, bad("max_queue", at("max_queue", "max_queue"), "must be positive")
+	}
+	if f.MaxInstances < 0 {
+		return nil, bad("max_instances", at("max_instances", "max_instances"), "must be positive")
 	}
 	if len(f.Classes) == 0 {
 		return nil, bad("classes", at("classes", "classes"), "at least one class is required")

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -117,10 +118,12 @@ type object struct {
 	idHex string
 	shard *shard
 
-	mu      sync.Mutex // guards mailbox and running; taken after shard.mu
-	mailbox []*event
-	running bool
-	wake    chan struct{}
+	mu       sync.Mutex // guards mailbox and running; taken after shard.mu
+	mailbox  []*event
+	running  bool
+	wake     chan struct{}
+	evictNow chan struct{}
+	idleElem *list.Element // in Runtime.idle while waiting with an instance; guarded by idleSet.mu
 
 	// owned by the loop goroutine
 	name        string
@@ -176,7 +179,7 @@ func (c *Class) send(objID id.ID, ev *event) error {
 	}
 	o := sh.m[key]
 	if o == nil {
-		o = &object{key: key, class: c, id: objID, idHex: idHex, shard: sh, wake: make(chan struct{}, 1)}
+		o = &object{key: key, class: c, id: objID, idHex: idHex, shard: sh, wake: make(chan struct{}, 1), evictNow: make(chan struct{}, 1)}
 		sh.m[key] = o
 	}
 	o.mu.Lock()
@@ -225,12 +228,61 @@ func (o *object) run() {
 			continue
 		}
 		idle.Reset(r.cfg.IdleTimeout)
+		r.idle.add(o)
 		select {
 		case <-o.wake:
 		case <-idle.C:
 			o.evict()
+		case <-o.evictNow:
+			o.evict() // another object needs room under MaxInstances
 		case <-r.shutdown.Done():
 		}
+		r.idle.remove(o)
+	}
+}
+
+// idleSet orders the objects that hold an instance and wait for events, least recently active
+// first, so that an object needing an instance beyond MaxInstances can ask the coldest to evict.
+type idleSet struct {
+	mu sync.Mutex
+	l  list.List // of *object; front = most recently idle
+}
+
+func (s *idleSet) add(o *object) {
+	s.mu.Lock()
+	o.idleElem = s.l.PushFront(o)
+	s.mu.Unlock()
+}
+
+func (s *idleSet) remove(o *object) {
+	s.mu.Lock()
+	if o.idleElem != nil {
+		s.l.Remove(o.idleElem)
+		o.idleElem = nil
+	}
+	s.mu.Unlock()
+	// An eviction request that arrived after the object became busy is stale: drop it.
+	select {
+	case <-o.evictNow:
+	default:
+	}
+}
+
+// evictColdest asks the least recently active idle object to drop its instance. It does not
+// wait: the cap is soft by the few instances being created at the same moment.
+func (s *idleSet) evictColdest() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.l.Back()
+	if e == nil {
+		return // every instance is busy: nothing can be evicted now
+	}
+	o := e.Value.(*object)
+	s.l.Remove(e)
+	o.idleElem = nil
+	select {
+	case o.evictNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -432,6 +484,9 @@ type instance struct {
 
 func (o *object) newInstance(ev *event) (*instance, error) {
 	r := o.class.rt
+	if r.liveInstances.Load() >= int64(r.cfg.MaxInstances) {
+		r.idle.evictColdest()
+	}
 	out := &guestOutput{log: r.log, class: o.class.name, object: o.idHex}
 	cfg := wazero.NewModuleConfig().
 		WithName("").

@@ -355,3 +355,27 @@ func TestShutdownFailsQueuedEventsAndRefusesNew(t *testing.T) {
 		t.Fatalf("event after shutdown: %v", err)
 	}
 }
+
+// Past MaxInstances, creating an instance evicts the coldest idle one: touching 20 objects keeps
+// about 3 alive, and every object keeps its state.
+func TestMaxInstancesEvictsColdest(t *testing.T) {
+	rt := newTestRuntime(t, Config{MaxInstances: 3})
+	c := loadProbe(t, rt)
+	for round := 1; round <= 2; round++ {
+		for i := 0; i < 20; i++ {
+			if got := mustDo(t, c, "o"+strconv.Itoa(i), "/incr"); got != strconv.Itoa(round) {
+				t.Fatalf("object %d round %d: %s", i, round, got)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for rt.Stats().LiveInstances > 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d live instances with MaxInstances 3", rt.Stats().LiveInstances)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := rt.Stats(); st.Created < 40 || st.MaxLivePerID > 1 {
+		t.Fatalf("stats %+v: each touch should have needed a new instance", st)
+	}
+}

@@ -41,6 +41,10 @@ type Config struct {
 	MaxQueue int
 	// MaxBatch bounds the events that share one commit. Default 128.
 	MaxBatch int
+	// MaxInstances is a soft bound on live instances across all objects: past it, creating an
+	// instance evicts the least recently active idle one. Default 1024 (standard-Go instances
+	// cost 2-4 MB each).
+	MaxInstances int
 	// MaxOpenDatabases bounds open SQLite handles. Default 4096 (3 descriptors each).
 	MaxOpenDatabases int
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages. Default 2048 (128 MiB).
@@ -63,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 128
+	}
+	if c.MaxInstances <= 0 {
+		c.MaxInstances = 1024
 	}
 	if c.MaxOpenDatabases <= 0 {
 		c.MaxOpenDatabases = 4096
@@ -90,6 +97,7 @@ type Runtime struct {
 	closed  bool
 
 	objects registry
+	idle    idleSet
 
 	// shutdown is cancelled by Close: in-flight events see EVENT_CANCELLED and fail.
 	shutdown       context.Context

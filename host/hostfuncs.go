@@ -254,11 +254,19 @@ func hfStorageGet(in *instance, a []uint64) int32 {
 	if db == nil {
 		return s
 	}
+	if e, ok := in.cache.get(k); ok {
+		if !e.found {
+			in.clearStaged()
+			return fail(abi.NotFound)
+		}
+		return in.stage(append(in.staged[:0], e.val...))
+	}
 	v, found, err := db.Get(k)
 	if err != nil {
 		in.clearStaged()
 		return in.storageStatus(err)
 	}
+	in.cache.set(k, v, found)
 	if !found {
 		in.clearStaged()
 		return fail(abi.NotFound)
@@ -286,8 +294,10 @@ func hfStoragePut(in *instance, a []uint64) int32 {
 		return s
 	}
 	if err := db.Put(k, v); err != nil {
+		in.cache.forget(k)
 		return in.storageStatus(err)
 	}
+	in.cache.set(k, v, true)
 	return 0
 }
 
@@ -305,8 +315,10 @@ func hfStorageDelete(in *instance, a []uint64) int32 {
 	}
 	existed, err := db.Delete(k)
 	if err != nil {
+		in.cache.forget(k)
 		return in.storageStatus(err)
 	}
+	in.cache.set(k, nil, false)
 	if existed {
 		return 1
 	}
@@ -382,7 +394,11 @@ func hfStoragePutBatch(in *instance, a []uint64) int32 {
 		return s
 	}
 	if err := db.PutMany(entries); err != nil {
+		in.cache.clear()
 		return in.storageStatus(err)
+	}
+	for _, e := range entries {
+		in.cache.set(e.Key, e.Value, true)
 	}
 	return 0
 }
@@ -398,7 +414,11 @@ func hfStorageDeleteBatch(in *instance, a []uint64) int32 {
 	}
 	n, err := db.DeleteMany(keys)
 	if err != nil {
+		in.cache.clear()
 		return in.storageStatus(err)
+	}
+	for _, k := range keys {
+		in.cache.set(k, nil, false)
 	}
 	return int32(n)
 }
@@ -460,6 +480,7 @@ func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
 	if db == nil {
 		return s
 	}
+	in.cache.clear()
 	if err := db.DeleteAll(); err != nil {
 		return in.storageStatus(err)
 	}
@@ -498,6 +519,7 @@ func hfTxnRollback(in *instance, _ []uint64) int32 {
 	if in.ev == nil || in.ev.db == nil || in.ev.txnDepth == 0 {
 		return fail(abi.NoTransaction)
 	}
+	in.cache.clear() // it may hold writes being rolled back
 	if err := in.ev.db.RollbackTo(txnName(in.ev.txnDepth)); err != nil {
 		return in.storageStatus(err)
 	}

@@ -477,6 +477,7 @@ type instance struct {
 	ctxVal context.Context
 
 	ev        *event
+	cache     valueCache
 	staged    []byte
 	hasStaged bool
 	errMsg    string

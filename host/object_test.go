@@ -152,6 +152,9 @@ func TestStorageLimitsAndTransactions(t *testing.T) {
 	if got := mustDo(t, c, "a", "/txn"); got != fmt.Sprintf("a=1 b=%d extra=%d", -abi.NotFound, -abi.NoTransaction) {
 		t.Fatalf("nested transactions: %s", got)
 	}
+	if got := mustDo(t, c, "a", "/txn-restore"); got != "1" {
+		t.Fatalf("a rolled-back overwrite is still visible: %q", got)
+	}
 	mustDo(t, c, "a", "/txn-open?k=open&v=yes")
 	if got := mustDo(t, c, "a", "/get?k=open"); got != "yes" {
 		t.Fatalf("an explicit transaction left open by a successful handler should commit: %s", got)

@@ -194,6 +194,15 @@ func fetch(reqLen int32) int32 {
 		va, _ := get("a")
 		extra := txnCommit() // no transaction left
 		return respond(200, "a="+va+" b="+strconv.Itoa(int(sb))+" extra="+strconv.Itoa(int(extra)))
+	case "/txn-restore":
+		// an overwrite rolled back inside the event: the earlier value must be read back
+		put("r", "1")
+		txnBegin()
+		put("r", "2")
+		get("r")
+		txnRollback()
+		v, _ := get("r")
+		return respond(200, v)
 	case "/txn-open":
 		// leaves an explicit transaction open: its writes commit with the event
 		txnBegin()

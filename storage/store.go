@@ -115,12 +115,24 @@ func (s *Store) Stats() Stats {
 func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 	key := class + "/" + id
 	s.mu.Lock()
-	stop := context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer stop()
+	// A waiter must wake when ctx ends; the hook is only registered once Acquire has to wait
+	// (the common lease of an idle open handle never waits).
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	wait := func() {
+		if stop == nil {
+			stop = context.AfterFunc(ctx, func() {
+				s.mu.Lock()
+				s.cond.Broadcast()
+				s.mu.Unlock()
+			})
+		}
+		s.cond.Wait()
+	}
 	for {
 		if s.closed {
 			s.mu.Unlock()
@@ -132,7 +144,7 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 		}
 		if d := s.handles[key]; d != nil {
 			if d.leased {
-				s.cond.Wait()
+				wait()
 				continue
 			}
 			d.leased = true
@@ -175,7 +187,7 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 			s.open--
 			continue
 		}
-		s.cond.Wait()
+		wait()
 	}
 }
 

@@ -2,7 +2,11 @@
 
 package dowasm
 
-// The guest exports of ABI v1. They live in the SDK so a class only calls Register.
+// The guest exports of ABI v1. They live in the SDK, not in the class's package main: a
+// //go:wasmexport directive works in any package that is linked into the program (the Go
+// toolchain exports it under the given name), so importing the SDK is enough and a class only
+// calls Register. Standard Go also exports _initialize (the reactor initializer that runs package
+// init functions, and so Register); the host calls it before dowasm_init.
 
 //go:wasmexport dowasm_abi_v1
 func exportABIv1() {}

@@ -1,16 +1,20 @@
 package dowasm
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
-// Header is one HTTP header line; repeated names appear repeatedly.
+// Header is one HTTP header line. A header with several values appears several times.
 type Header struct {
 	Name, Value string
 }
 
-// Headers is a list of header lines.
+// Headers is a list of header lines in the order they were received or added. Names from the
+// host are in canonical form (Content-Type); lookups ignore case.
 type Headers []Header
 
-// Get returns the first value of name (case-insensitive), or "".
+// Get returns the first value of the named header, or "" when there is none.
 func (h Headers) Get(name string) string {
 	for _, x := range h {
 		if strings.EqualFold(x.Name, name) {
@@ -20,27 +24,89 @@ func (h Headers) Get(name string) string {
 	return ""
 }
 
-// Request is an HTTP request delivered to an object.
+// Values returns every value of the named header, in order.
+func (h Headers) Values(name string) []string {
+	var vs []string
+	for _, x := range h {
+		if strings.EqualFold(x.Name, name) {
+			vs = append(vs, x.Value)
+		}
+	}
+	return vs
+}
+
+// Add appends a header line.
+func (h *Headers) Add(name, value string) { *h = append(*h, Header{name, value}) }
+
+// Set replaces every line of the named header with one line.
+func (h *Headers) Set(name, value string) {
+	h.Del(name)
+	h.Add(name, value)
+}
+
+// Del removes every line of the named header.
+func (h *Headers) Del(name string) {
+	out := (*h)[:0]
+	for _, x := range *h {
+		if !strings.EqualFold(x.Name, name) {
+			out = append(out, x)
+		}
+	}
+	*h = out
+}
+
+// Request is the HTTP request of a fetch event.
 type Request struct {
-	Method  string
-	Path    string // after /<class>/<name>, always starting with "/"
-	Query   string // raw query string without "?"
-	Headers Headers
+	Method  string  // "GET", "POST", ...
+	Path    string  // the part after /<class>/<name>, always starting with "/"
+	Query   string  // the raw query string, without "?"
+	Headers Headers // canonical names; repeated headers appear repeatedly
 	Body    []byte
 }
 
-// QueryParam returns the first value of a query parameter, percent-decoded, or "".
+// Header returns the first value of the named request header, or "".
+func (r *Request) Header(name string) string { return r.Headers.Get(name) }
+
+// QueryParam returns the first value of the named query parameter, percent-decoded ('+' is a
+// space), or "" when it is absent.
 func (r *Request) QueryParam(name string) string {
+	v, _ := r.LookupQueryParam(name)
+	return v
+}
+
+// LookupQueryParam is QueryParam that also reports whether the parameter is present (?a and ?a=
+// are present with an empty value).
+func (r *Request) LookupQueryParam(name string) (string, bool) {
 	q := r.Query
 	for q != "" {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		k, v, _ := strings.Cut(kv, "=")
-		if unescape(k) == name {
-			return unescape(v)
+		if k == name || unescape(k) == name {
+			return unescape(v), true
 		}
 	}
-	return ""
+	return "", false
+}
+
+// QueryInt returns the named query parameter as an int: def when it is absent or empty, and an
+// error when it is not a decimal integer.
+func (r *Request) QueryInt(name string, def int) (int, error) {
+	s := r.QueryParam(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return def, &queryError{name, s}
+	}
+	return v, nil
+}
+
+type queryError struct{ name, value string }
+
+func (e *queryError) Error() string {
+	return "query parameter " + e.name + "=" + strconv.Quote(e.value) + " is not an integer"
 }
 
 func unhex(c byte) (byte, bool) {
@@ -55,7 +121,7 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// unescape decodes %XX and '+' (query encoding); malformed escapes are kept as they are.
+// unescape decodes %XX and '+' (query-string encoding); a malformed escape is kept as it is.
 func unescape(s string) string {
 	if !strings.ContainsAny(s, "%+") {
 		return s
@@ -81,43 +147,77 @@ func unescape(s string) string {
 	return string(b)
 }
 
+// decodeRequest parses the request encoding. Body aliases b; the strings are copies, so keeping
+// one (a path in a map, say) never pins the whole request buffer.
 func decodeRequest(b []byte) (*Request, bool) {
 	r := reader{b: b}
-	q := &Request{Method: string(r.bytes()), Path: string(r.bytes()), Query: string(r.bytes())}
-	n := r.u32()
-	if uint64(n)*8 > uint64(len(r.b)) {
-		return nil, false
-	}
-	for i := uint32(0); i < n && !r.bad; i++ {
-		q.Headers = append(q.Headers, Header{string(r.bytes()), string(r.bytes())})
+	q := &Request{Method: method(r.bytes()), Path: string(r.bytes()), Query: string(r.bytes())}
+	if n := r.count(8); n > 0 {
+		q.Headers = make(Headers, n)
+		for i := range q.Headers {
+			q.Headers[i] = Header{string(r.bytes()), string(r.bytes())}
+		}
 	}
 	q.Body = r.bytes()
-	return q, !r.bad
+	if len(q.Body) == 0 {
+		q.Body = nil
+	}
+	return q, r.done()
 }
 
-// Response is what a handler answers.
+// method returns the common methods without allocating.
+func method(b []byte) string {
+	for _, m := range [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"} {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
+}
+
+// Response is what a fetch handler answers. Status must be 100–999; headers may total 64 KiB and
+// the body 32 MiB (the host refuses larger ones and the event fails).
 type Response struct {
 	Status  int
 	Headers Headers
 	Body    []byte
 }
 
+const textPlain = "text/plain; charset=utf-8"
+
 // Text returns a text/plain response.
 func Text(status int, body string) *Response {
-	return &Response{Status: status, Headers: Headers{{"Content-Type", "text/plain; charset=utf-8"}}, Body: []byte(body)}
+	return &Response{Status: status, Headers: Headers{{"Content-Type", textPlain}}, Body: []byte(body)}
 }
 
-// JSON returns an application/json response from an already encoded body.
+// JSON returns an application/json response with an already encoded body.
 func JSON(status int, body string) *Response {
 	return &Response{Status: status, Headers: Headers{{"Content-Type", "application/json"}}, Body: []byte(body)}
 }
 
-// Bytes returns a response with a body and no headers.
+// Bytes returns a response with the given body and no headers (add a Content-Type with
+// SetHeader). The body is not copied.
 func Bytes(status int, body []byte) *Response { return &Response{Status: status, Body: body} }
 
-// WithHeader adds a header line and returns the response, for chaining.
+// NotFound returns a 404 text response.
+func NotFound() *Response { return Text(404, "not found\n") }
+
+// MethodNotAllowed returns a 405 text response with an Allow header listing the allowed methods
+// ("GET, POST").
+func MethodNotAllowed(allow string) *Response {
+	return Text(405, "method not allowed\n").SetHeader("Allow", allow)
+}
+
+// SetHeader replaces every line of the named header with one line and returns r, for chaining.
+func (r *Response) SetHeader(name, value string) *Response {
+	r.Headers.Set(name, value)
+	return r
+}
+
+// WithHeader adds a header line (keeping existing ones of that name) and returns r, for
+// chaining.
 func (r *Response) WithHeader(name, value string) *Response {
-	r.Headers = append(r.Headers, Header{name, value})
+	r.Headers.Add(name, value)
 	return r
 }
 

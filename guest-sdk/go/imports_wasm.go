@@ -4,9 +4,14 @@ package dowasm
 
 import "unsafe"
 
-// The raw ABI v1 (abi/ABI.md). This file is the only one that uses unsafe: every other file works
-// with byte slices. Pointers are passed as unsafe.Pointer (an i32 on wasm); Go's garbage
-// collector does not move objects, and the host copies what it needs before returning.
+// The host functions of ABI v1 (abi/ABI.md), imported from module "dowasm". This is the only
+// file that uses unsafe; every other file works with byte slices and strings.
+//
+// Every parameter is an i32. Pointers are passed as unsafe.Pointer, which //go:wasmimport lowers
+// to an i32 (wasm32 addresses); lengths as uint32, also an i32. Passing a pointer to a Go object
+// is allowed for wasmimport calls: the collector does not move heap objects, the object stays
+// reachable for the duration of the call, and the host copies what it needs before returning
+// (ABI "Memory ownership"). Empty slices pass a nil pointer with length 0.
 
 //go:wasmimport dowasm result_read
 func hostResultRead(ptr unsafe.Pointer, n uint32) int32
@@ -66,16 +71,26 @@ func ptr(b []byte) unsafe.Pointer {
 	return unsafe.Pointer(&b[0])
 }
 
-// abi wraps the raw imports with slices.
+func sptr(s string) unsafe.Pointer {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.StringData(s))
+}
+
+// rawABI wraps the imports with slices. The non-wasm build (imports_other.go) has the same
+// methods, so the rest of the SDK compiles (and its pure parts test) on any platform.
 type rawABI struct{}
 
-func (rawABI) resultRead(b []byte) int32 { return hostResultRead(ptr(b), uint32(len(b))) }
+var host rawABI
+
+func (rawABI) resultRead(b []byte) int32  { return hostResultRead(ptr(b), uint32(len(b))) }
 func (rawABI) responseSet(b []byte) int32 { return hostResponseSet(ptr(b), uint32(len(b))) }
-func (rawABI) errorSet(b []byte) int32    { return hostErrorSet(ptr(b), uint32(len(b))) }
+func (rawABI) errorSet(s string) int32    { return hostErrorSet(sptr(s), uint32(len(s))) }
 func (rawABI) objectID() int32            { return hostObjectID() }
 func (rawABI) objectName() int32          { return hostObjectName() }
-func (rawABI) log(level int32, b []byte) int32 {
-	return hostLog(level, ptr(b), uint32(len(b)))
+func (rawABI) log(level int32, s string) int32 {
+	return hostLog(level, sptr(s), uint32(len(s)))
 }
 func (rawABI) get(k []byte) int32 { return hostStorageGet(ptr(k), uint32(len(k))) }
 func (rawABI) put(k, v []byte) int32 {
@@ -90,5 +105,3 @@ func (rawABI) deleteAll() int32           { return hostStorageDeleteAll() }
 func (rawABI) txnBegin() int32            { return hostTxnBegin() }
 func (rawABI) txnCommit() int32           { return hostTxnCommit() }
 func (rawABI) txnRollback() int32         { return hostTxnRollback() }
-
-var host rawABI

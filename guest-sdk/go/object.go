@@ -1,133 +1,258 @@
-// Package dowasm is the Go guest SDK for dowasm: write a Durable Object class as a Go type,
-// compile it to WebAssembly (standard Go with GOOS=wasip1 -buildmode=c-shared, or TinyGo), and
-// dowasm serves one instance per object ID, one event at a time, with transactional storage.
+// Package dowasm is the Go guest SDK for dowasm, a runtime for Durable Objects whose classes are
+// WebAssembly modules. Write a class as a Go type with a Fetch method, register its constructor
+// from an init function, and compile the package with
 //
-//	type Counter struct{ obj *dowasm.Object }
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o class.wasm .
+//
+// dowasm then runs one instance per object ID, delivers its events one at a time, and gives it
+// private transactional storage:
+//
+//	type Counter struct{ store *dowasm.Storage }
 //
 //	func (c *Counter) Fetch(req *dowasm.Request) (*dowasm.Response, error) { ... }
 //
-//	func init() { dowasm.Register(func(obj *dowasm.Object) (dowasm.Class, error) { return &Counter{obj}, nil }) }
+//	func init() {
+//		dowasm.Register(func(obj *dowasm.Object) (dowasm.Class, error) {
+//			return &Counter{store: obj.Storage()}, nil
+//		})
+//	}
+//
 //	func main() {}
 //
-// The SDK implements ABI v1 (abi/ABI.md in the dowasm repository).
+// The SDK implements guest ABI v1 (abi/ABI.md in the dowasm repository) and exports the guest
+// functions itself. It uses no reflection, goroutines, encoding/json or net/http, so TinyGo can
+// compile it too.
 package dowasm
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
-// Class is an object class. Fetch handles one HTTP request; returning an error fails the event:
-// its storage writes are rolled back, the client gets a 500 with the error's message, and the
-// next event gets a fresh instance (the factory runs again).
+// ABIVersion is the guest ABI version this SDK implements (it exports dowasm_abi_v1).
+const ABIVersion = 1
+
+// Class is an object class. Fetch handles one HTTP request; events are delivered one at a time,
+// so Fetch never runs concurrently with itself.
+//
+// Returning a nil error with a nil *Response answers 204 No Content. Returning an error fails
+// the event: its storage writes are rolled back, the client gets a 500 naming the error, and the
+// instance is discarded (the next event runs the constructor again on a fresh instance). A panic
+// is treated like an error.
 type Class interface {
 	Fetch(req *Request) (*Response, error)
 }
 
-// Factory builds an object's in-memory state. It runs once per instance, before the first
-// event (when the object is created or wakes after eviction), inside that event's transaction,
-// so it can read storage to rebuild state.
-type Factory func(obj *Object) (Class, error)
+// Constructor builds an instance's in-memory state. It runs once per instance, before the
+// instance's first event (when the object is first used, or wakes after eviction or a failure),
+// inside that event's transaction, so it can read storage to rebuild state. An error (or a
+// panic) fails that event.
+type Constructor func(obj *Object) (Class, error)
 
-// Object is the running object: its identity, storage and log.
+// Object is the running object: its identity, its storage and its log. There is one per
+// instance; keep the pointer.
 type Object struct {
 	storage Storage
+	id      string
 }
 
 // ID returns the object's ID as 64 lowercase hex characters.
 func (o *Object) ID() string {
-	n, err := check("object_id", host.objectID())
-	if err != nil {
-		return ""
+	if o.id == "" {
+		if n, err := check("object_id", host.objectID()); err == nil {
+			if b, err := readStaged("object_id", n); err == nil {
+				o.id = string(b)
+			}
+		}
 	}
-	return string(readStaged(n))
+	return o.id
 }
 
-// Name returns the name the object's ID was derived from, if it has one.
+// Name returns the name the object's ID was derived from (the <name> of /<class>/<name>/...),
+// and false for an ID that was not derived from a name (a unique ID).
 func (o *Object) Name() (string, bool) {
-	n := host.objectName()
-	if n < 0 {
+	n, err := check("object_name", host.objectName())
+	if err != nil {
 		return "", false
 	}
-	return string(readStaged(n)), true
+	b, err := readStaged("object_name", n)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }
 
-// Storage is the object's private, transactional key-value storage.
+// Storage returns the object's private, transactional key-value storage.
 func (o *Object) Storage() *Storage { return &o.storage }
 
-// Log levels.
+// Level is a log level.
+type Level int32
+
 const (
-	LevelDebug = 0
-	LevelInfo  = 1
-	LevelWarn  = 2
-	LevelError = 3
+	LevelDebug Level = 0
+	LevelInfo  Level = 1
+	LevelWarn  Level = 2
+	LevelError Level = 3
 )
 
-// Log writes a line to the host's structured log, tagged with the class and object.
-func (o *Object) Log(level int, msg string) { host.log(int32(level), []byte(msg)) }
+// Log writes one line (at most 16 KiB; the host truncates longer lines) to the host's structured
+// log, tagged with the class and the object's ID. Anything a class writes to stdout or stderr
+// also ends up in the log.
+func (o *Object) Log(level Level, msg string) { host.log(int32(level), msg) }
 
-// guest is the state of this WebAssembly instance: one object.
-type guest struct {
-	factory Factory
-	obj     Object
-	class   Class
-	events  uint32
-	out     []byte // reused response encoding buffer
+// Logf is Log with a fmt.Sprintf format. It links package fmt into the module (about 0.3 MB
+// with standard Go) only when a class calls it.
+func (o *Object) Logf(level Level, format string, args ...any) {
+	host.log(int32(level), fmt.Sprintf(format, args...))
 }
 
-var g guest
-
-// Register sets the class's factory. Call it from an init function of package main.
-func Register(f Factory) { g.factory = f }
-
-// readStaged copies the host's staged result of n bytes into a new slice.
-func readStaged(n int32) []byte {
-	b := make([]byte, n)
-	if n > 0 {
-		host.resultRead(b)
+// appendAny formats the common panic values without package fmt.
+func appendAny(b []byte, a any) []byte {
+	switch v := a.(type) {
+	case string:
+		return append(b, v...)
+	case []byte:
+		return append(b, v...)
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint64:
+		return strconv.AppendUint(b, v, 10)
+	case float64:
+		return strconv.AppendFloat(b, v, 'g', -1, 64)
+	case bool:
+		return strconv.AppendBool(b, v)
+	case error:
+		return append(b, v.Error()...)
+	case interface{ String() string }:
+		return append(b, v.String()...)
+	case nil:
+		return append(b, "<nil>"...)
 	}
-	return b
+	return append(b, '?')
 }
 
-func setError(msg string) int32 {
-	host.errorSet([]byte(msg))
+// instance is the state of this WebAssembly instance: it serves exactly one object.
+type instance struct {
+	construct Constructor
+	obj       Object
+	class     Class
+	out       []byte // response encoding, reused between events
+}
+
+var inst instance
+
+// Register sets the class's constructor. Call it once, from an init function of package main
+// (package initialisation runs in the module's _initialize, before dowasm_init).
+func Register(c Constructor) { inst.construct = c }
+
+// readStaged copies the host's staged result (n bytes) into a new slice.
+func readStaged(op string, n int32) ([]byte, error) {
+	b := make([]byte, n)
+	noteAlloc(int(n))
+	if n == 0 {
+		return b, nil
+	}
+	got := host.resultRead(b)
+	if got != n {
+		if got < 0 {
+			return nil, &Error{Op: op + " (result_read)", Status: Status(-got)}
+		}
+		return nil, &Error{Op: op + " (result_read short)", Status: StatusInvalidArgument}
+	}
+	return b, nil
+}
+
+// fail reports msg as the reason the current handler failed and returns the failing result.
+func fail(msg string) int32 {
+	host.errorSet(msg)
 	return 1
 }
 
-func runInit() int32 {
-	if g.factory == nil {
-		return setError("no class registered: call dowasm.Register in an init function")
+func runInit() (rc int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			rc = fail("constructor panicked: " + panicMessage(r))
+		}
+	}()
+	if inst.construct == nil {
+		return fail("no class registered: call dowasm.Register from an init function of package main")
 	}
-	c, err := g.factory(&g.obj)
+	c, err := inst.construct(&inst.obj)
 	if err != nil {
-		return setError("init: " + err.Error())
+		return fail("constructor: " + err.Error())
 	}
 	if c == nil {
-		return setError("init: the factory returned a nil class")
+		return fail("constructor returned a nil Class")
 	}
-	g.class = c
+	inst.class = c
+	afterEvent()
 	return 0
 }
 
-func runFetch(reqLen int32) (rc int32) {
-	defer func() {
-		g.events++
-		maybeGC(g.events)
-	}()
-	req, ok := decodeRequest(readStaged(reqLen))
-	if !ok {
-		return setError("malformed request from host (" + strconv.Itoa(int(reqLen)) + " bytes)")
+func runFetch(reqLen int32) int32 {
+	rc := fetch(reqLen)
+	if rc == 0 {
+		afterEvent() // after a failure the host discards the instance: no point collecting
 	}
-	resp, err := g.class.Fetch(req)
+	return rc
+}
+
+func fetch(reqLen int32) (rc int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			rc = fail("panic: " + panicMessage(r))
+		}
+	}()
+	if inst.class == nil {
+		return fail("dowasm_fetch before a successful dowasm_init")
+	}
+	b, err := readStaged("request", reqLen)
 	if err != nil {
-		return setError(err.Error())
+		return fail(err.Error())
+	}
+	req, ok := decodeRequest(b)
+	if !ok {
+		return fail("malformed request encoding from the host (" + strconv.Itoa(int(reqLen)) + " bytes)")
+	}
+	resp, err := inst.class.Fetch(req)
+	if err != nil {
+		return fail(err.Error())
 	}
 	if resp == nil {
-		return 0 // 204 No Content
+		return 0 // the host answers 204 No Content
 	}
-	g.out = resp.encode(g.out[:0])
-	if rc := host.responseSet(g.out); rc < 0 {
-		return setError("invalid response: " + Status(-rc).String())
+	inst.out = resp.encode(inst.out[:0])
+	if rc := host.responseSet(inst.out); rc < 0 {
+		return fail("response rejected by the host: " + Status(-rc).String() +
+			" (status must be 100-999, headers at most 64 KiB, body at most 32 MiB)")
 	}
-	if cap(g.out) > 64<<10 {
-		g.out = nil // do not pin a large body between events
+	if cap(inst.out) > 64<<10 {
+		inst.out = nil // do not keep a large body's buffer between events
 	}
 	return 0
+}
+
+// panicMessage describes a recovered panic value and where it happened.
+func panicMessage(r any) string {
+	var msg string
+	switch v := r.(type) {
+	case error:
+		msg = v.Error()
+	case string:
+		msg = v
+	default:
+		msg = string(appendAny(nil, v))
+	}
+	if where := panicLocation(); where != "" {
+		msg += " [" + where + "]"
+	}
+	return msg
 }

@@ -2,8 +2,10 @@ package dowasm
 
 import "strconv"
 
-// Status is a status code of the dowasm ABI v1 (abi/ABI.md). Host functions return -Status on
-// failure. A host test checks this table against the host's (abi/abi.go).
+// Status is a status code of the dowasm guest ABI v1 (abi/ABI.md, "Status codes"). Host functions
+// return a non-negative value on success and -Status on failure; the SDK turns failures into
+// *Error values. A host test (host/guests_test.go) checks this table against abi/abi.go, so keep
+// one constant per line in the form `StatusName Status = N`.
 type Status int32
 
 const (
@@ -38,6 +40,8 @@ var statusNames = [...]string{
 	StatusEventCancelled:  "EVENT_CANCELLED",
 }
 
+// String returns the ABI name of the status ("KEY_TOO_LARGE"), or STATUS_<n> for a value this SDK
+// does not know.
 func (s Status) String() string {
 	if s >= 0 && int(s) < len(statusNames) {
 		return statusNames[s]
@@ -45,22 +49,31 @@ func (s Status) String() string {
 	return "STATUS_" + strconv.Itoa(int(s))
 }
 
-// Error is a failed host call: the operation and the ABI status.
+// Error is a failed host call: the operation that failed and the ABI status the host returned.
+// Compare with the sentinels below: errors.Is(err, dowasm.ErrKeyTooLarge) is true for an *Error
+// of any operation with that status.
 type Error struct {
-	Op     string
+	Op     string // "storage_put", "txn_begin", ...; empty in the sentinels
 	Status Status
 }
 
-func (e *Error) Error() string { return "dowasm: " + e.Op + ": " + e.Status.String() }
+func (e *Error) Error() string {
+	if e.Op == "" {
+		return "dowasm: " + e.Status.String()
+	}
+	return "dowasm: " + e.Op + ": " + e.Status.String()
+}
 
-// Is makes errors.Is(err, dowasm.ErrKeyTooLarge) work for any operation.
+// Is reports whether target is the sentinel (an *Error without Op) of e's status.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Op == "" && t.Status == e.Status
 }
 
-// Sentinel errors to compare with errors.Is.
+// Sentinel errors, one per failure status, to compare with errors.Is.
 var (
+	ErrNotFound        = &Error{Status: StatusNotFound}
+	ErrBadPointer      = &Error{Status: StatusBadPointer}
 	ErrKeyTooLarge     = &Error{Status: StatusKeyTooLarge}
 	ErrValueTooLarge   = &Error{Status: StatusValueTooLarge}
 	ErrTooManyKeys     = &Error{Status: StatusTooManyKeys}
@@ -69,10 +82,11 @@ var (
 	ErrNoTransaction   = &Error{Status: StatusNoTransaction}
 	ErrTooDeep         = &Error{Status: StatusTooDeep}
 	ErrResultTooLarge  = &Error{Status: StatusResultTooLarge}
+	ErrNotAllowed      = &Error{Status: StatusNotAllowed}
 	ErrEventCancelled  = &Error{Status: StatusEventCancelled}
 )
 
-// check turns a raw result into (value, error).
+// check turns a host function's raw result into (value, error).
 func check(op string, rc int32) (int32, error) {
 	if rc < 0 {
 		return 0, &Error{Op: op, Status: Status(-rc)}

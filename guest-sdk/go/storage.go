@@ -6,19 +6,24 @@ import (
 	"strconv"
 )
 
-// Limits enforced by the host (abi/ABI.md).
+// Limits enforced by the host (abi/ABI.md). Exceeding one fails the call with the status named.
 const (
-	MaxKeySize   = 2048    // bytes per key
-	MaxEntrySize = 2 << 20 // bytes per key plus value
-	MaxBatch     = 128     // keys per batch operation
-	MaxTxnDepth  = 16      // nested explicit transactions
+	MaxKeySize    = 2048     // bytes per key (KEY_TOO_LARGE)
+	MaxEntrySize  = 2 << 20  // bytes per key plus value (VALUE_TOO_LARGE)
+	MaxBatch      = 128      // keys or entries per batch call (TOO_MANY_KEYS)
+	MaxTxnDepth   = 16       // nested explicit transactions (TOO_DEEP)
+	MaxResultSize = 32 << 20 // one listing or batch result (RESULT_TOO_LARGE)
 )
 
-// Storage is the object's private key-value storage. Keys and values are bytes; keys sort in
-// byte order. Every call is part of the current event's transaction: its writes commit (and
-// become visible to the next event) only if the event succeeds.
+// Storage is the object's private key-value storage. Keys and values are byte strings; keys
+// sort in byte order (memcmp). Every call acts inside the current event's transaction: its writes
+// become durable, and visible to later events, only if the event succeeds, and the response is
+// released only after they are committed. Reads see the event's own writes.
+//
+// Slices passed in are copied by the host during the call; slices returned are new and belong to
+// the caller.
 type Storage struct {
-	buf []byte
+	buf []byte // encoding buffer for batch and list calls, reused
 }
 
 // Entry is a key and its value.
@@ -26,28 +31,29 @@ type Entry struct {
 	Key, Value []byte
 }
 
-// Get returns the value stored under key; ok is false when there is none.
+// Get returns the value stored under key; ok is false (and err nil) when there is none.
 func (s *Storage) Get(key []byte) (val []byte, ok bool, err error) {
 	rc := host.get(key)
 	if rc == -int32(StatusNotFound) {
 		return nil, false, nil
 	}
-	n, err := check("get", rc)
+	n, err := check("storage_get", rc)
 	if err != nil {
 		return nil, false, err
 	}
-	return readStaged(n), true, nil
+	val, err = readStaged("storage_get", n)
+	return val, err == nil, err
 }
 
-// Put stores val under key.
+// Put stores val under key (an empty or nil val stores an empty value).
 func (s *Storage) Put(key, val []byte) error {
-	_, err := check("put", host.put(key, val))
+	_, err := check("storage_put", host.put(key, val))
 	return err
 }
 
 // Delete removes key and reports whether it existed.
-func (s *Storage) Delete(key []byte) (bool, error) {
-	n, err := check("delete", host.del(key))
+func (s *Storage) Delete(key []byte) (existed bool, err error) {
+	n, err := check("storage_delete", host.del(key))
 	return n == 1, err
 }
 
@@ -60,59 +66,80 @@ func (s *Storage) encodeKeys(keys [][]byte) []byte {
 	return b
 }
 
-// GetMany looks up to MaxBatch keys at once; vals[i] is nil and found[i] false for a missing key.
+// release drops the encoding buffer after a large call so it is not kept between events.
+func (s *Storage) release() {
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil
+	}
+}
+
+// GetMany looks up at most MaxBatch keys in one call. vals[i] and found[i] answer keys[i]; a
+// missing key has a nil value and found false.
 func (s *Storage) GetMany(keys [][]byte) (vals [][]byte, found []bool, err error) {
-	n, err := check("get batch", host.getBatch(s.encodeKeys(keys)))
+	defer s.release()
+	n, err := check("storage_get_batch", host.getBatch(s.encodeKeys(keys)))
 	if err != nil {
 		return nil, nil, err
 	}
-	r := reader{b: readStaged(n)}
-	count := r.u32()
-	vals, found = make([][]byte, 0, count), make([]bool, 0, count)
-	for i := uint32(0); i < count && !r.bad; i++ {
-		f := r.u32() == 1
-		v := r.bytes()
-		if !f {
-			v = nil
-		}
-		vals, found = append(vals, v), append(found, f)
+	b, err := readStaged("storage_get_batch", n)
+	if err != nil {
+		return nil, nil, err
 	}
-	if r.bad {
-		return nil, nil, &Error{Op: "get batch", Status: StatusInvalidArgument}
+	r := reader{b: b}
+	count := r.count(8)
+	vals, found = make([][]byte, count), make([]bool, count)
+	for i := range count {
+		found[i] = r.u32() == 1
+		v := r.bytes()
+		if found[i] {
+			vals[i] = v
+		}
+	}
+	if !r.done() || count != len(keys) {
+		return nil, nil, &Error{Op: "storage_get_batch (malformed result)", Status: StatusInvalidArgument}
 	}
 	return vals, found, nil
 }
 
-// PutMany stores up to MaxBatch entries atomically: all or none.
+// PutMany stores at most MaxBatch entries atomically: every entry is checked first, and a failure
+// writes none of them.
 func (s *Storage) PutMany(entries []Entry) error {
+	defer s.release()
 	b := appendU32(s.buf[:0], uint32(len(entries)))
 	for _, e := range entries {
 		b = appendBytes(b, e.Key)
 		b = appendBytes(b, e.Value)
 	}
 	s.buf = b
-	_, err := check("put batch", host.putBatch(b))
+	_, err := check("storage_put_batch", host.putBatch(b))
 	return err
 }
 
-// DeleteMany removes up to MaxBatch keys and returns how many existed.
+// DeleteMany removes at most MaxBatch keys and returns how many of them existed.
 func (s *Storage) DeleteMany(keys [][]byte) (int, error) {
-	n, err := check("delete batch", host.deleteBatch(s.encodeKeys(keys)))
+	defer s.release()
+	n, err := check("storage_delete_batch", host.deleteBatch(s.encodeKeys(keys)))
 	return int(n), err
 }
 
-// ListOptions select entries. Start is inclusive; StartAfter (exclusive with Start) and End are
-// exclusive; Prefix narrows further. Reverse lists from the highest key; Limit (0: no limit)
-// counts from where the listing starts. Use nil for "not set".
+// ListOptions select a range of keys. A nil field is unset; a non-nil empty slice ([]byte{}) is
+// set to the empty key.
 type ListOptions struct {
-	Start, StartAfter, End, Prefix []byte
-	Reverse                        bool
-	Limit                          int
+	Start      []byte // first key, inclusive
+	StartAfter []byte // list keys after this one (exclusive); cannot be combined with Start
+	End        []byte // stop before this key (exclusive)
+	Prefix     []byte // only keys with this prefix
+	Reverse    bool   // from the highest key down; Limit then counts from that end
+	Limit      int    // at most this many entries; 0 means no limit
 }
 
-// List returns the selected entries in key byte order (or reverse). A listing larger than the
-// host's 32 MiB result limit fails with ErrResultTooLarge: use Limit and StartAfter to page.
+// List fetches the selected entries in key byte order (highest first with Reverse). One listing
+// is at most 32 MiB (ErrResultTooLarge beyond): page with Limit and StartAfter (or End, in
+// reverse).
 func (s *Storage) List(o ListOptions) ([]Entry, error) {
+	if o.Limit < 0 || uint64(o.Limit) > 1<<32-1 {
+		return nil, &Error{Op: "storage_list (limit out of range)", Status: StatusInvalidArgument}
+	}
 	var flags uint32
 	if o.Reverse {
 		flags |= 1
@@ -129,78 +156,83 @@ func (s *Storage) List(o ListOptions) ([]Entry, error) {
 	if o.Prefix != nil {
 		flags |= 16
 	}
-	if o.Limit < 0 {
-		return nil, &Error{Op: "list", Status: StatusInvalidArgument}
-	}
 	b := appendU32(s.buf[:0], flags)
 	b = appendU32(b, uint32(o.Limit))
-	for _, f := range [][]byte{o.Start, o.StartAfter, o.End, o.Prefix} {
+	for _, f := range [...][]byte{o.Start, o.StartAfter, o.End, o.Prefix} {
 		if f != nil {
 			b = appendBytes(b, f)
 		}
 	}
 	s.buf = b
-	n, err := check("list", host.list(b))
+	n, err := check("storage_list", host.list(b))
+	s.release()
 	if err != nil {
 		return nil, err
 	}
-	r := reader{b: readStaged(n)}
-	count := r.u32()
-	if uint64(count)*8 > uint64(len(r.b)) {
-		return nil, &Error{Op: "list", Status: StatusInvalidArgument}
+	res, err := readStaged("storage_list", n)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]Entry, 0, count)
-	for i := uint32(0); i < count && !r.bad; i++ {
-		out = append(out, Entry{Key: r.bytes(), Value: r.bytes()})
+	// Keys and values alias res: one allocation for the whole listing.
+	r := reader{b: res}
+	count := r.count(8)
+	out := make([]Entry, count)
+	for i := range out {
+		out[i] = Entry{Key: r.bytes(), Value: r.bytes()}
 	}
-	if r.bad {
-		return nil, &Error{Op: "list", Status: StatusInvalidArgument}
+	if !r.done() {
+		return nil, &Error{Op: "storage_list (malformed result)", Status: StatusInvalidArgument}
 	}
 	return out, nil
 }
 
-// DeleteAll removes every key of the object.
+// DeleteAll removes every key of the object (atomically, as part of the event's transaction).
 func (s *Storage) DeleteAll() error {
-	_, err := check("delete all", host.deleteAll())
+	_, err := check("storage_delete_all", host.deleteAll())
 	return err
 }
 
-// ErrRollback may be returned by a Transaction function to roll back without reporting an
-// error: Transaction then returns nil.
-var ErrRollback = errors.New("dowasm: rollback")
+// ErrRollback, returned by a Transaction function, rolls the transaction back without failing:
+// Transaction then returns nil. (Wrapped errors count too: errors.Is is used.)
+var ErrRollback = errors.New("dowasm: transaction rolled back")
 
-// Transaction runs fn in an explicit transaction nested in the event's own. If fn returns nil
-// its writes are kept (they commit with the event); otherwise they are rolled back and fn's
-// error is returned (nil for ErrRollback). Transactions nest up to MaxTxnDepth.
+// Transaction runs fn inside an explicit transaction nested in the event's own (a savepoint).
+// If fn returns nil, its writes are kept: they commit with the event. If fn returns an error,
+// every write made since the transaction began is discarded and the error is returned (nil for
+// ErrRollback). Transactions nest up to MaxTxnDepth deep (ErrTooDeep beyond).
+//
+// tx is the same storage as s; it is passed so the function reads naturally. Only storage is
+// transactional: restore any in-memory state fn changed yourself when it fails. If fn panics,
+// the transaction stays open and is rolled back with the failed event.
 func (s *Storage) Transaction(fn func(tx *Storage) error) error {
-	if _, err := check("transaction begin", host.txnBegin()); err != nil {
+	if _, err := check("txn_begin", host.txnBegin()); err != nil {
 		return err
 	}
-	ferr := fn(s)
-	if ferr != nil {
-		if _, err := check("transaction rollback", host.txnRollback()); err != nil {
-			return err
+	if ferr := fn(s); ferr != nil {
+		if _, err := check("txn_rollback", host.txnRollback()); err != nil {
+			return errors.Join(ferr, err)
 		}
 		if errors.Is(ferr, ErrRollback) {
 			return nil
 		}
 		return ferr
 	}
-	_, err := check("transaction commit", host.txnCommit())
+	_, err := check("txn_commit", host.txnCommit())
 	return err
 }
 
-// GetString returns the string under key ("" and false when missing).
+// GetString returns the value under key as a string ("" and false when missing).
 func (s *Storage) GetString(key string) (string, bool, error) {
 	v, ok, err := s.Get([]byte(key))
 	return string(v), ok, err
 }
 
-// PutString stores a string.
+// PutString stores a string value under key.
 func (s *Storage) PutString(key, val string) error { return s.Put([]byte(key), []byte(val)) }
 
 // GetInt64 returns the integer under key (0 and false when missing). Integers are stored as
-// decimal text, so they stay readable with any SQLite tool.
+// decimal text ("42"), so they stay readable with any SQLite tool; a value that is not a decimal
+// integer is an error.
 func (s *Storage) GetInt64(key string) (int64, bool, error) {
 	v, ok, err := s.Get([]byte(key))
 	if err != nil || !ok {
@@ -208,7 +240,7 @@ func (s *Storage) GetInt64(key string) (int64, bool, error) {
 	}
 	n, perr := strconv.ParseInt(string(v), 10, 64)
 	if perr != nil {
-		return 0, true, errors.New("dowasm: value under " + strconv.Quote(key) + " is not an integer: " + perr.Error())
+		return 0, true, errors.New("dowasm: the value under " + strconv.Quote(key) + " is not a decimal integer: " + strconv.Quote(string(v)))
 	}
 	return n, true, nil
 }
@@ -218,7 +250,27 @@ func (s *Storage) PutInt64(key string, v int64) error {
 	return s.Put([]byte(key), strconv.AppendInt(nil, v, 10))
 }
 
-// Uint64Key encodes v as 8 big-endian bytes: keys built with it sort numerically.
+// Uint64Key returns prefix followed by v as 8 big-endian bytes: such keys sort numerically.
 func Uint64Key(prefix string, v uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefix), v)
+}
+
+// KeyUint64 decodes the 8 big-endian bytes that follow prefix in a key made by Uint64Key; ok is
+// false when key does not have that shape.
+func KeyUint64(key []byte, prefix string) (v uint64, ok bool) {
+	if len(key) < len(prefix)+8 || string(key[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[len(prefix):]), true
+}
+
+// PaddedKey returns prefix followed by v in decimal, zero-padded to 20 digits (the width of the
+// largest uint64): such keys sort numerically and stay readable ("ticket:00000000000000000042").
+func PaddedKey(prefix string, v uint64) []byte {
+	var d [20]byte
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append([]byte(prefix), d[:]...)
 }

@@ -24,10 +24,7 @@
 // compile it too.
 package dowasm
 
-import (
-	"fmt"
-	"strconv"
-)
+import "strconv"
 
 // ABIVersion is the guest ABI version this SDK implements (it exports dowasm_abi_v1).
 const ABIVersion = 1
@@ -100,43 +97,13 @@ const (
 // also ends up in the log.
 func (o *Object) Log(level Level, msg string) { host.log(int32(level), msg) }
 
-// Logf is Log with a fmt.Sprintf format. It links package fmt into the module (about 0.3 MB
-// with standard Go) only when a class calls it.
+// Logf is Log with a printf-style format. It implements the common verbs itself (package fmt
+// would add ~0.4 MB to every module): %v %s %d %t print a value, %q quotes it, %x prints
+// integers, strings and byte slices in hex, %% is a percent sign. Flags, widths and precisions
+// are not supported. Values print as with fmt when they are strings, byte slices, integers,
+// floats, booleans, errors or Stringers; other values print as "?".
 func (o *Object) Logf(level Level, format string, args ...any) {
-	host.log(int32(level), fmt.Sprintf(format, args...))
-}
-
-// appendAny formats the common panic values without package fmt.
-func appendAny(b []byte, a any) []byte {
-	switch v := a.(type) {
-	case string:
-		return append(b, v...)
-	case []byte:
-		return append(b, v...)
-	case int:
-		return strconv.AppendInt(b, int64(v), 10)
-	case int32:
-		return strconv.AppendInt(b, int64(v), 10)
-	case int64:
-		return strconv.AppendInt(b, v, 10)
-	case uint:
-		return strconv.AppendUint(b, uint64(v), 10)
-	case uint32:
-		return strconv.AppendUint(b, uint64(v), 10)
-	case uint64:
-		return strconv.AppendUint(b, v, 10)
-	case float64:
-		return strconv.AppendFloat(b, v, 'g', -1, 64)
-	case bool:
-		return strconv.AppendBool(b, v)
-	case error:
-		return append(b, v.Error()...)
-	case interface{ String() string }:
-		return append(b, v.String()...)
-	case nil:
-		return append(b, "<nil>"...)
-	}
-	return append(b, '?')
+	host.log(int32(level), string(appendf(nil, format, args)))
 }
 
 // instance is the state of this WebAssembly instance: it serves exactly one object.

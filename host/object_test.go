@@ -214,7 +214,8 @@ func TestConcurrentIncrementsOneObject(t *testing.T) {
 // Many goroutines over few objects with a 1 ms idle timeout: eviction races every arrival.
 // Invariants: never two live instances for one ID; no event lost or run twice.
 func TestEvictionRacingEvents(t *testing.T) {
-	rt := newTestRuntime(t, Config{IdleTimeout: time.Millisecond})
+	// MaxInstances 2 over 4 objects: evictions requested by other objects race too.
+	rt := newTestRuntime(t, Config{IdleTimeout: time.Millisecond, MaxInstances: 2})
 	c := loadProbe(t, rt)
 	const objects, workers, per = 4, 16, 40
 	var wg sync.WaitGroup

@@ -416,3 +416,53 @@ func TestSDKGuestMemoryBounded(t *testing.T) {
 	}
 	t.Logf("counter instance memory after 600 MiB of garbage: %d MiB", pages/16)
 }
+
+// Many stored objects through a small pool of database handles and a small instance cap: file
+// descriptors stay bounded (3 per open WAL database) and every object keeps its own state.
+func TestManyObjectsBoundedHandles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	rt := newTestRuntime(t, Config{MaxOpenDatabases: 16, MaxInstances: 8, Durability: storage.Relaxed})
+	c := loadProbe(t, rt)
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	base := fds()
+	const objects = 600
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	maxFDs := 0
+	var mu sync.Mutex
+	for round := 1; round <= 2; round++ {
+		for i := 0; i < objects; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				name := "many" + strconv.Itoa(i)
+				if got := mustDo(t, c, name, "/incr"); got != strconv.Itoa(round) {
+					t.Errorf("%s round %d: %s", name, round, got)
+				}
+				n := fds()
+				mu.Lock()
+				maxFDs = max(maxFDs, n)
+				mu.Unlock()
+			}(i)
+		}
+		wg.Wait()
+	}
+	// 16 databases x 3 descriptors, plus a little for the runtime's own files.
+	if maxFDs-base > 16*3+16 {
+		t.Fatalf("open descriptors grew by %d with a pool of 16 databases", maxFDs-base)
+	}
+	if st := rt.Store().Stats(); st.Open > 16 || st.Creates != objects {
+		t.Fatalf("pool stats %+v", st)
+	}
+	t.Logf("descriptors: base %d, peak %d; instances created %d", base, maxFDs, rt.Stats().Created)
+}

@@ -303,18 +303,3 @@ func DecodeListOptions(b []byte) (*ListOptions, error) {
 	}
 	return o, r.Done("list options")
 }
-
-// EncodeBatchGetResult encodes storage_get_batch's result: per key, u32 found (0/1) and bytes.
-func EncodeBatchGetResult(dst []byte, vals [][]byte, found []bool) []byte {
-	w := Writer{B: dst}
-	w.U32(uint32(len(vals)))
-	for i, v := range vals {
-		if found[i] {
-			w.U32(1)
-		} else {
-			w.U32(0)
-		}
-		w.Bytes(v)
-	}
-	return w.B
-}

@@ -20,6 +20,7 @@ var guestSources = []string{
 	"examples/ticket/go",
 	"examples/ratelimit/go",
 	"tests/guests/probe",
+	"tests/guests/sdkcheck",
 }
 
 // Every compiled guest's imports and exports agree with the ABI table (CheckModule names the
@@ -85,5 +86,21 @@ func TestStorageLimitsMatchABI(t *testing.T) {
 	if storage.MaxKeySize != abi.MaxKeySize || storage.MaxEntrySize != abi.MaxEntrySize || storage.MaxBatch != abi.MaxBatch {
 		t.Fatalf("storage limits (%d, %d, %d) differ from the ABI's (%d, %d, %d)",
 			storage.MaxKeySize, storage.MaxEntrySize, storage.MaxBatch, abi.MaxKeySize, abi.MaxEntrySize, abi.MaxBatch)
+	}
+}
+
+// The Go SDK's whole storage API against the real host (tests/guests/sdkcheck answers "ok" or
+// the first mismatch).
+func TestGoSDKStorageAPI(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	src := "tests/guests/sdkcheck"
+	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasm(t, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // twice: the second run starts from the first one's state
+		if got := mustDo(t, c, "check", "/run"); got != "ok" {
+			t.Fatal(got)
+		}
 	}
 }

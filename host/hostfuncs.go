@@ -358,12 +358,36 @@ func hfStorageGetBatch(in *instance, a []uint64) int32 {
 	if db == nil {
 		return s
 	}
-	vals, found, err := db.GetMany(keys)
-	if err != nil {
-		in.clearStaged()
-		return in.storageStatus(err)
+	// Values are appended one by one so the result never holds more than MaxResultSize
+	// (128 values of 2 MiB would be 256 MiB).
+	w := abi.Writer{B: in.staged[:0]}
+	w.U32(uint32(len(keys)))
+	for _, k := range keys {
+		v, found, cached := []byte(nil), false, false
+		if e, ok := in.cache.get(k); ok {
+			v, found, cached = e.val, e.found, true
+		} else {
+			var err error
+			if v, found, err = db.Get(k); err != nil {
+				in.clearStaged()
+				return in.storageStatus(err)
+			}
+		}
+		if !cached {
+			in.cache.set(k, v, found)
+		}
+		if len(w.B)+8+len(v) > abi.MaxResultSize {
+			in.clearStaged()
+			return fail(abi.ResultTooLarge)
+		}
+		if found {
+			w.U32(1)
+		} else {
+			w.U32(0)
+		}
+		w.Bytes(v)
 	}
-	return in.stage(abi.EncodeBatchGetResult(in.staged[:0], vals, found))
+	return in.stage(w.B)
 }
 
 func hfStoragePutBatch(in *instance, a []uint64) int32 {

@@ -126,11 +126,12 @@ type object struct {
 	idleElem *list.Element // in Runtime.idle while waiting with an instance; guarded by idleSet.mu
 
 	// owned by the loop goroutine
-	name        string
-	nameChecked bool
-	inst        *instance
-	batch       []*event
-	txOpen      bool // the current batch's transaction has begun (at its first write)
+	name          string
+	nameChecked   bool
+	namePersisted bool
+	inst          *instance
+	batch         []*event
+	txOpen        bool // the current batch's transaction has begun (at its first write)
 }
 
 // beginWrite makes sure the batch's transaction and ev's savepoint are open before a write.
@@ -140,6 +141,15 @@ func (o *object) beginWrite(db *storage.DB, ev *event) error {
 			return err
 		}
 		o.txOpen = true
+		// The first write also records the name the object is addressed by, so that it is
+		// known when the object is later reached by its ID alone. (Reads never create the
+		// object's database.)
+		if !o.namePersisted && o.name != "" {
+			if err := db.SetMeta("name", []byte(o.name)); err != nil {
+				return err
+			}
+			o.namePersisted = true
+		}
 	}
 	if ev != nil && !ev.savepoint {
 		if err := db.Savepoint("ev"); err != nil {
@@ -375,8 +385,8 @@ func (o *object) process(batch []*event) {
 	}
 }
 
-// checkName persists the object's name the first time it is addressed by one, and recovers it
-// when the object is later addressed by ID only.
+// checkName recovers the object's name from its metadata when it is addressed by ID only, and
+// notes whether the name still has to be persisted (at the first write, see beginWrite).
 func (o *object) checkName(db *storage.DB) error {
 	if o.nameChecked {
 		return nil
@@ -385,17 +395,10 @@ func (o *object) checkName(db *storage.DB) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case ok && o.name == "":
+	if ok && o.name == "" {
 		o.name = string(v)
-	case !ok && o.name != "":
-		if err := o.beginWrite(db, nil); err != nil {
-			return err
-		}
-		if err := db.SetMeta("name", []byte(o.name)); err != nil {
-			return err
-		}
 	}
+	o.namePersisted = ok
 	o.nameChecked = true
 	return nil
 }

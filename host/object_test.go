@@ -466,3 +466,25 @@ func TestManyObjectsBoundedHandles(t *testing.T) {
 	}
 	t.Logf("descriptors: base %d, peak %d; instances created %d", base, maxFDs, rt.Stats().Created)
 }
+
+// Reading an object that never wrote creates no database file (a stream of GETs to random names
+// must not fill the disk); its first write does.
+func TestReadsDoNotCreateDatabases(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c := loadProbe(t, rt)
+	id := c.Namespace().FromName("ghost").String()
+	if st, _, err := do(c, "ghost", "/get?k=x"); err != nil || st != 404 {
+		t.Fatalf("get on a new object: %d %v", st, err)
+	}
+	mustDo(t, c, "ghost", "/name")
+	if rt.Store().Exists("probe", id) {
+		t.Fatal("a read-only event created the object's database")
+	}
+	mustDo(t, c, "ghost", "/put?k=x&v=1")
+	if !rt.Store().Exists("probe", id) {
+		t.Fatal("the first write did not create the database")
+	}
+	if got := mustDo(t, c, "ghost", "/get?k=x"); got != "1" {
+		t.Fatalf("after the first write: %q", got)
+	}
+}

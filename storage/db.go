@@ -26,6 +26,10 @@ type DB struct {
 	conn  *sqlite3.SQLiteConn
 	stmts map[string]driver.Stmt
 	inTx  bool
+	dur   Durability
+	// absent: the object has no database file yet. Reads find nothing; the first write creates
+	// the file (materialize), so reading an object that never wrote costs no file and no fsync.
+	absent bool
 	// broken is set after an error that may leave the connection unusable (I/O, corruption,
 	// full disk); the handle is closed on Release instead of being reused.
 	broken bool
@@ -43,10 +47,16 @@ CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 `
 
-// open opens or creates the database file; created reports a new file.
-func (d *DB) open(dur Durability) (created bool, err error) {
+// open opens the database file, or with create also creates it; without create a missing file
+// leaves the handle absent. created reports a new file.
+func (d *DB) open(dur Durability, create bool) (created bool, err error) {
+	d.dur = dur
 	dir := filepath.Dir(d.path)
 	if _, err := os.Stat(d.path); errors.Is(err, os.ErrNotExist) {
+		if !create {
+			d.absent = true
+			return false, nil
+		}
 		created = true
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return false, fmt.Errorf("database %s: %w", d.path, err)
@@ -101,6 +111,28 @@ func (d *DB) close() error {
 
 // Path is the database file.
 func (d *DB) Path() string { return d.path }
+
+// Exists reports whether the object's database file exists (it is created by the first write).
+func (d *DB) Exists() bool { return !d.absent }
+
+// materialize creates the database of an absent handle before its first write.
+func (d *DB) materialize() error {
+	if !d.absent {
+		return nil
+	}
+	created, err := d.open(d.dur, true)
+	if err != nil {
+		return err
+	}
+	d.absent = false
+	d.store.mu.Lock()
+	d.store.stats.Opens++
+	if created {
+		d.store.stats.Creates++
+	}
+	d.store.mu.Unlock()
+	return nil
+}
 
 func (d *DB) stmt(q string) (driver.Stmt, error) {
 	if st, ok := d.stmts[q]; ok {
@@ -177,6 +209,9 @@ func (d *DB) query(q string, ncol int, fn func(row []driver.Value) error, vals .
 
 // Begin opens the batch's transaction (BEGIN IMMEDIATE: the loop is this object's only writer).
 func (d *DB) Begin() error {
+	if err := d.materialize(); err != nil {
+		return err
+	}
 	if _, err := d.exec("BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
@@ -199,7 +234,7 @@ func (d *DB) Rollback() error {
 		return nil
 	}
 	d.inTx = false
-	if d.conn.AutoCommit() {
+	if d.conn == nil || d.conn.AutoCommit() {
 		return nil // SQLite already rolled back (e.g. after an I/O error)
 	}
 	_, err := d.exec("ROLLBACK")
@@ -224,6 +259,9 @@ func checkName(name string) error {
 // Savepoint opens a nested transaction named name.
 func (d *DB) Savepoint(name string) error {
 	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := d.materialize(); err != nil {
 		return err
 	}
 	_, err := d.exec("SAVEPOINT " + name)
@@ -273,6 +311,9 @@ func (d *DB) Get(key []byte) ([]byte, bool, error) {
 	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
+	if d.absent {
+		return nil, false, nil
+	}
 	var val []byte
 	found := false
 	err := d.query("SELECT value FROM kv WHERE key = ?", 1, func(row []driver.Value) error {
@@ -291,6 +332,9 @@ func (d *DB) Put(key, val []byte) error {
 	if err := checkEntry(key, val); err != nil {
 		return err
 	}
+	if err := d.materialize(); err != nil {
+		return err
+	}
 	_, err := d.exec("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", key, val)
 	return err
 }
@@ -299,6 +343,9 @@ func (d *DB) Put(key, val []byte) error {
 func (d *DB) Delete(key []byte) (bool, error) {
 	if err := checkKey(key); err != nil {
 		return false, err
+	}
+	if d.absent {
+		return false, nil
 	}
 	n, err := d.exec("DELETE FROM kv WHERE key = ?", key)
 	return n > 0, err
@@ -360,6 +407,9 @@ func (d *DB) DeleteMany(keys [][]byte) (int, error) {
 			return 0, err
 		}
 	}
+	if d.absent {
+		return 0, nil
+	}
 	n := 0
 	err := d.atomically(func() error {
 		for _, k := range keys {
@@ -390,6 +440,9 @@ func (d *DB) atomically(fn func() error) error {
 
 // DeleteAll removes every key.
 func (d *DB) DeleteAll() error {
+	if d.absent {
+		return nil
+	}
 	_, err := d.exec("DELETE FROM kv")
 	return err
 }
@@ -426,6 +479,9 @@ func (d *DB) List(o ListOptions, fn func(key, val []byte) error) error {
 	}
 	if o.Limit < 0 {
 		return fmt.Errorf("%w: negative limit", ErrInvalid)
+	}
+	if d.absent {
+		return nil
 	}
 	var where []string
 	var args []any
@@ -466,6 +522,9 @@ func (d *DB) List(o ListOptions, fn func(key, val []byte) error) error {
 
 // Meta reads the runtime's own metadata (not visible to the guest).
 func (d *DB) Meta(key string) ([]byte, bool, error) {
+	if d.absent {
+		return nil, false, nil
+	}
 	var val []byte
 	found := false
 	err := d.query("SELECT value FROM meta WHERE key = ?", 1, func(row []driver.Value) error {
@@ -478,6 +537,9 @@ func (d *DB) Meta(key string) ([]byte, bool, error) {
 
 // SetMeta writes the runtime's own metadata.
 func (d *DB) SetMeta(key string, val []byte) error {
+	if err := d.materialize(); err != nil {
+		return err
+	}
 	_, err := d.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, val)
 	return err
 }

@@ -376,3 +376,43 @@ func TestClosedStore(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestAbsentUntilFirstWrite(t *testing.T) {
+	s := openStore(t, Options{})
+	d := acquire(t, s, hexID(7))
+	defer s.Release(d)
+	if d.Exists() || s.Exists("c", hexID(7)) {
+		t.Fatal("acquiring created the database")
+	}
+	if _, ok, err := d.Get([]byte("k")); ok || err != nil {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	n := 0
+	if err := d.List(ListOptions{}, func(k, v []byte) error { n++; return nil }); err != nil || n != 0 {
+		t.Fatalf("list: %d %v", n, err)
+	}
+	if ok, err := d.Delete([]byte("k")); ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if n, err := d.DeleteMany([][]byte{[]byte("k")}); n != 0 || err != nil {
+		t.Fatalf("delete many: %v %v", n, err)
+	}
+	if err := d.DeleteAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := d.Meta("name"); ok || s.Exists("c", hexID(7)) {
+		t.Fatal("reads and deletes created the database")
+	}
+	if err := d.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Exists("c", hexID(7)) || s.Stats().Creates != 1 {
+		t.Fatalf("first write: exists %v, stats %+v", s.Exists("c", hexID(7)), s.Stats())
+	}
+}

@@ -108,7 +108,8 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// Acquire leases the object's database, opening (and creating) it if needed, until Release.
+// Acquire leases the object's database, opening it if it exists, until Release. An object with
+// no database yet gets an absent handle: reads find nothing and the first write creates the file.
 // A second Acquire of the same object waits for the first lease to end. When MaxOpen handles
 // are open, the least recently used idle handle is closed to make room; when every handle is
 // leased, Acquire waits. ctx cancels the wait.
@@ -158,7 +159,7 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 			s.handles[key] = d
 			s.open++
 			s.mu.Unlock()
-			created, err := d.open(s.opts.Durability)
+			_, err := d.open(s.opts.Durability, false)
 			s.mu.Lock()
 			if err != nil {
 				delete(s.handles, key)
@@ -167,9 +168,8 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 				s.mu.Unlock()
 				return nil, err
 			}
-			s.stats.Opens++
-			if created {
-				s.stats.Creates++
+			if !d.absent {
+				s.stats.Opens++
 			}
 			s.mu.Unlock()
 			return d, nil

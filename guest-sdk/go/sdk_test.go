@@ -1,0 +1,163 @@
+package dowasm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// These tests run with the native toolchain (go test): they cover the pure parts of the SDK.
+// The host calls themselves only exist in a WebAssembly build.
+
+func encodeRequest(method, path, query string, headers []Header, body []byte) []byte {
+	b := appendString(nil, method)
+	b = appendString(b, path)
+	b = appendString(b, query)
+	b = appendU32(b, uint32(len(headers)))
+	for _, h := range headers {
+		b = appendString(b, h.Name)
+		b = appendString(b, h.Value)
+	}
+	return appendBytes(b, body)
+}
+
+func TestDecodeRequest(t *testing.T) {
+	// The example of abi/ABI.md: GET /counter/a/x?y=1
+	want := []byte{3, 0, 0, 0, 'G', 'E', 'T', 2, 0, 0, 0, '/', 'x', 3, 0, 0, 0, 'y', '=', '1', 0, 0, 0, 0, 0, 0, 0, 0}
+	if got := encodeRequest("GET", "/x", "y=1", nil, nil); !bytes.Equal(got, want) {
+		t.Fatalf("encoding %v, want %v", got, want)
+	}
+	q, ok := decodeRequest(want)
+	if !ok || q.Method != "GET" || q.Path != "/x" || q.Query != "y=1" || len(q.Headers) != 0 || q.Body != nil {
+		t.Fatalf("decoded %+v %v", q, ok)
+	}
+	b := encodeRequest("BREW", "/", "", []Header{{"Content-Type", "a"}, {"X-Multi", "1"}, {"X-Multi", "2"}}, []byte("body"))
+	q, ok = decodeRequest(b)
+	if !ok || q.Method != "BREW" || q.Header("content-type") != "a" || len(q.Headers.Values("X-MULTI")) != 2 || string(q.Body) != "body" {
+		t.Fatalf("decoded %+v %v", q, ok)
+	}
+	for i := range b {
+		if _, ok := decodeRequest(b[:i]); ok {
+			t.Fatalf("truncated request (%d of %d bytes) decoded", i, len(b))
+		}
+	}
+	if _, ok := decodeRequest(append(b, 0)); ok {
+		t.Fatal("trailing byte accepted")
+	}
+	huge := encodeRequest("GET", "/", "", nil, nil)
+	binary.LittleEndian.PutUint32(huge[len(huge)-8:], 1<<30) // header count
+	if _, ok := decodeRequest(huge); ok {
+		t.Fatal("header count beyond the input accepted")
+	}
+}
+
+func TestResponseEncoding(t *testing.T) {
+	r := Text(201, "hi").WithHeader("X-A", "1").WithHeader("X-A", "2").SetHeader("Content-Type", "text/x")
+	got := r.encode(nil)
+	want := appendU32(nil, 201)
+	want = appendU32(want, 3)
+	for _, kv := range [][2]string{{"X-A", "1"}, {"X-A", "2"}, {"Content-Type", "text/x"}} {
+		want = appendString(want, kv[0])
+		want = appendString(want, kv[1])
+	}
+	want = appendString(want, "hi")
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoded %q, want %q", got, want)
+	}
+	if m := MethodNotAllowed("GET, POST"); m.Status != 405 || m.Headers.Get("allow") != "GET, POST" {
+		t.Fatalf("MethodNotAllowed: %+v", m)
+	}
+}
+
+func TestQueryParam(t *testing.T) {
+	q := &Request{Query: "a=1&b=x%20y&c=a+b&flag&a=2&bad=%zz&e%3Dq=v&empty="}
+	for name, want := range map[string]string{"a": "1", "b": "x y", "c": "a b", "flag": "", "bad": "%zz", "e=q": "v", "empty": "", "none": ""} {
+		if got := q.QueryParam(name); got != want {
+			t.Errorf("QueryParam(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if _, ok := q.LookupQueryParam("flag"); !ok {
+		t.Error("flag not present")
+	}
+	if _, ok := q.LookupQueryParam("none"); ok {
+		t.Error("none present")
+	}
+	if v, err := q.QueryInt("a", 7); v != 1 || err != nil {
+		t.Errorf("QueryInt(a) = %d, %v", v, err)
+	}
+	if v, err := q.QueryInt("none", 7); v != 7 || err != nil {
+		t.Errorf("QueryInt(none) = %d, %v", v, err)
+	}
+	if _, err := q.QueryInt("b", 7); err == nil {
+		t.Error("QueryInt(b) accepted \"x y\"")
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	var h Headers
+	h.Add("A", "1")
+	h.Add("b", "2")
+	h.Add("a", "3")
+	if h.Get("a") != "1" || len(h.Values("A")) != 2 {
+		t.Fatalf("%v", h)
+	}
+	h.Set("A", "4")
+	if len(h) != 2 || h.Get("a") != "4" || h.Get("B") != "2" {
+		t.Fatalf("after Set: %v", h)
+	}
+	h.Del("B")
+	if len(h) != 1 || h.Get("b") != "" {
+		t.Fatalf("after Del: %v", h)
+	}
+}
+
+func TestStatusAndErrors(t *testing.T) {
+	if StatusOK.String() != "OK" || StatusEventCancelled.String() != "EVENT_CANCELLED" || Status(99).String() != "STATUS_99" {
+		t.Fatal("status names")
+	}
+	_, err := check("storage_put", -int32(StatusKeyTooLarge))
+	if !errors.Is(err, ErrKeyTooLarge) || errors.Is(err, ErrValueTooLarge) || err.Error() != "dowasm: storage_put: KEY_TOO_LARGE" {
+		t.Fatalf("%v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Status != StatusKeyTooLarge || e.Op != "storage_put" {
+		t.Fatalf("errors.As: %+v", e)
+	}
+	if n, err := check("x", 5); n != 5 || err != nil {
+		t.Fatal("success value")
+	}
+	// Off WebAssembly every host call fails with NOT_ALLOWED.
+	if _, _, err := (&Storage{}).Get([]byte("k")); !errors.Is(err, ErrNotAllowed) {
+		t.Fatalf("native Get: %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	if got := string(PaddedKey("ticket:", 42)); got != "ticket:00000000000000000042" {
+		t.Fatal(got)
+	}
+	if got := string(PaddedKey("", 1<<64-1)); got != "18446744073709551615" {
+		t.Fatal(got)
+	}
+	if bytes.Compare(PaddedKey("t:", 9), PaddedKey("t:", 10)) >= 0 || bytes.Compare(Uint64Key("t:", 255), Uint64Key("t:", 256)) >= 0 {
+		t.Fatal("keys do not sort numerically")
+	}
+	if v, ok := KeyUint64(Uint64Key("t:", 1234), "t:"); !ok || v != 1234 {
+		t.Fatal("KeyUint64")
+	}
+	if _, ok := KeyUint64([]byte("t:1"), "t:"); ok {
+		t.Fatal("KeyUint64 of a short key")
+	}
+}
+
+func TestFormat(t *testing.T) {
+	got := string(appendf(nil, "n=%d s=%s q=%q x=%x X=%x b=%t e=%v %% m=%d", []any{42, "str", `a"b`, []byte{1, 255}, 255, true, errors.New("boom")}))
+	want := `n=42 s=str q="a\"b" x=01ff X=ff b=true e=boom % m=%!d(MISSING)`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got := string(appendf(nil, "x", []any{1, "a"})); got != "x%!(EXTRA 1 a)" {
+		t.Fatal(got)
+	}
+}

@@ -221,6 +221,34 @@ func (r *Response) WithHeader(name, value string) *Response {
 	return r
 }
 
+// Response limits (abi/ABI.md, "response").
+const (
+	MaxHeaderSize  = 64 << 10 // all header names and values together
+	MaxHeaderCount = 4096
+	MaxBodySize    = 32 << 20
+)
+
+// check returns why the host would refuse r, or "".
+func (r *Response) check() string {
+	if r.Status < 100 || r.Status > 999 {
+		return "status " + strconv.Itoa(r.Status) + " is not 100-999"
+	}
+	if len(r.Headers) > MaxHeaderCount {
+		return strconv.Itoa(len(r.Headers)) + " headers; the limit is 4096"
+	}
+	total := 0
+	for _, h := range r.Headers {
+		total += len(h.Name) + len(h.Value)
+	}
+	if total > MaxHeaderSize {
+		return "headers total " + strconv.Itoa(total) + " bytes; the limit is 64 KiB"
+	}
+	if len(r.Body) > MaxBodySize {
+		return "body is " + strconv.Itoa(len(r.Body)) + " bytes; the limit is 32 MiB"
+	}
+	return ""
+}
+
 func (r *Response) encode(b []byte) []byte {
 	b = appendU32(b, uint32(r.Status))
 	b = appendU32(b, uint32(len(r.Headers)))

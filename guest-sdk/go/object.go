@@ -196,10 +196,12 @@ func fetch(reqLen int32) (rc int32) {
 	if resp == nil {
 		return 0 // the host answers 204 No Content
 	}
+	if msg := resp.check(); msg != "" {
+		return fail("invalid response: " + msg)
+	}
 	inst.out = resp.encode(inst.out[:0])
 	if rc := host.responseSet(inst.out); rc < 0 {
-		return fail("response rejected by the host: " + Status(-rc).String() +
-			" (status must be 100-999, headers at most 64 KiB, body at most 32 MiB)")
+		return fail("response_set: " + Status(-rc).String())
 	}
 	if cap(inst.out) > 64<<10 {
 		inst.out = nil // do not keep a large body's buffer between events
@@ -215,8 +217,13 @@ func panicMessage(r any) string {
 		msg = v.Error()
 	case string:
 		msg = v
+	case interface{ String() string }:
+		msg = v.String()
 	default:
 		msg = string(appendAny(nil, v))
+		if msg == "?" {
+			msg = "a value that is not an error, a string or a Stringer"
+		}
 	}
 	if where := panicLocation(); where != "" {
 		msg += " [" + where + "]"

@@ -107,11 +107,11 @@ func TestGatewayStatuses(t *testing.T) {
 	// A queue of 1: while a slow event runs and one waits, a third is refused with 503.
 	done := make(chan int, 2)
 	for i := 0; i < 2; i++ {
-		go func() { st, _, _ := get("POST", "/probe/q/sleep?ms=300", ""); done <- st }()
+		go func() { st, _, _ := get("POST", "/probe/q/sleep?ms=500", ""); done <- st }()
 	}
-	time.Sleep(100 * time.Millisecond) // both slow requests are in: one running, one queued
 	saw503 := false
-	for i := 0; i < 50 && !saw503; i++ {
+	deadline := time.Now().Add(900 * time.Millisecond) // before both slow events are over
+	for !saw503 && time.Now().Before(deadline) {
 		st, body, h := get("POST", "/probe/q/incr", "")
 		if st == 503 {
 			saw503 = true
@@ -119,6 +119,7 @@ func TestGatewayStatuses(t *testing.T) {
 				t.Fatalf("503 without a reason or Retry-After: %s %v", body, h)
 			}
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	<-done
 	<-done

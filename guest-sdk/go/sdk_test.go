@@ -161,3 +161,19 @@ func TestFormat(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestResponseCheck(t *testing.T) {
+	for _, c := range []struct {
+		r    *Response
+		want string
+	}{
+		{Text(200, "ok"), ""},
+		{Text(99, ""), "status 99 is not 100-999"},
+		{Bytes(200, make([]byte, MaxBodySize+1)), "body is 33554433 bytes; the limit is 32 MiB"},
+		{Bytes(200, nil).SetHeader("X", string(make([]byte, MaxHeaderSize))), "headers total 65537 bytes; the limit is 64 KiB"},
+	} {
+		if got := c.r.check(); got != c.want {
+			t.Errorf("check() = %q, want %q", got, c.want)
+		}
+	}
+}

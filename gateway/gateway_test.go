@@ -109,8 +109,9 @@ func TestGatewayStatuses(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		go func() { st, _, _ := get("POST", "/probe/q/sleep?ms=500", ""); done <- st }()
 	}
+	time.Sleep(150 * time.Millisecond) // both slow requests are in: one running, one queued
 	saw503 := false
-	deadline := time.Now().Add(900 * time.Millisecond) // before both slow events are over
+	deadline := time.Now().Add(700 * time.Millisecond) // before both slow events are over
 	for !saw503 && time.Now().Before(deadline) {
 		st, body, h := get("POST", "/probe/q/incr", "")
 		if st == 503 {

@@ -108,10 +108,10 @@ func TestGatewayStatuses(t *testing.T) {
 	done := make(chan int, 2)
 	for i := 0; i < 2; i++ {
 		go func() { st, _, _ := get("POST", "/probe/q/sleep?ms=500", ""); done <- st }()
+		time.Sleep(100 * time.Millisecond) // the first one running, then the second one queued
 	}
-	time.Sleep(150 * time.Millisecond) // both slow requests are in: one running, one queued
 	saw503 := false
-	deadline := time.Now().Add(700 * time.Millisecond) // before both slow events are over
+	deadline := time.Now().Add(600 * time.Millisecond) // before both slow events are over
 	for !saw503 && time.Now().Before(deadline) {
 		st, body, h := get("POST", "/probe/q/incr", "")
 		if st == 503 {
@@ -122,8 +122,9 @@ func TestGatewayStatuses(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	<-done
-	<-done
+	if a, b := <-done, <-done; a != 200 || b != 200 {
+		t.Fatalf("slow requests answered %d and %d, want 200 (one running, one queued)", a, b)
+	}
 	if !saw503 {
 		t.Fatal("a full queue never answered 503")
 	}

@@ -47,6 +47,9 @@ type Entry struct {
 // ErrMalformed is returned (wrapped) for any encoding that does not parse.
 var ErrMalformed = errors.New("malformed encoding")
 
+// ErrTooLarge is returned (wrapped) for a well-formed response over its size limits.
+var ErrTooLarge = errors.New("too large")
+
 // Writer appends encoded fields to a byte slice.
 type Writer struct{ B []byte }
 
@@ -183,10 +186,10 @@ func DecodeResponse(b []byte) (*Response, error) {
 		return nil, fmt.Errorf("%w: status %d is not an HTTP status", ErrMalformed, s.Status)
 	}
 	if total > MaxHeaderSize {
-		return nil, fmt.Errorf("%w: headers total %d bytes, limit %d", ErrMalformed, total, MaxHeaderSize)
+		return nil, fmt.Errorf("%w: headers total %d bytes, limit %d", ErrTooLarge, total, MaxHeaderSize)
 	}
 	if len(s.Body) > MaxBodySize {
-		return nil, fmt.Errorf("%w: body %d bytes, limit %d", ErrMalformed, len(s.Body), MaxBodySize)
+		return nil, fmt.Errorf("%w: body %d bytes, limit %d", ErrTooLarge, len(s.Body), MaxBodySize)
 	}
 	return s, nil
 }

@@ -39,12 +39,23 @@ func TestDecodeResponseRejects(t *testing.T) {
 		"trailing":   append(append([]byte{}, ok...), 0),
 		"bad status": EncodeResponse(nil, &Response{Status: 42}),
 		"huge count": {200, 0, 0, 0, 0xff, 0xff, 0xff, 0xff},
-		"huge body":  {200, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f},
+		"huge body":  {200, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f}, // truncated: claims 2 GiB
 	}
 	for name, b := range cases {
 		if _, err := DecodeResponse(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+func TestDecodeResponseTooLarge(t *testing.T) {
+	b := EncodeResponse(nil, &Response{Status: 200, Body: make([]byte, MaxBodySize+1)})
+	if _, err := DecodeResponse(b); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("body over the limit: %v", err)
+	}
+	b = EncodeResponse(nil, &Response{Status: 200, Headers: []Header{{"X", string(make([]byte, MaxHeaderSize))}}})
+	if _, err := DecodeResponse(b); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("headers over the limit: %v", err)
 	}
 }
 

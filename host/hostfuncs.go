@@ -185,6 +185,9 @@ func hfResponseSet(in *instance, a []uint64) int32 {
 	}
 	// Copy first: the response outlives this call and guest memory may change.
 	resp, err := abi.DecodeResponse(append([]byte(nil), b...))
+	if errors.Is(err, abi.ErrTooLarge) {
+		return fail(abi.ResultTooLarge)
+	}
 	if err != nil {
 		return fail(abi.InvalidArgument)
 	}

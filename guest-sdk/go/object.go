@@ -139,6 +139,9 @@ func readStaged(op string, n int32) ([]byte, error) {
 
 // fail reports msg as the reason the current handler failed and returns the failing result.
 func fail(msg string) int32 {
+	if msg == "" {
+		msg = "error with an empty message"
+	}
 	host.errorSet(msg)
 	return 1
 }
@@ -200,6 +203,7 @@ func fetch(reqLen int32) (rc int32) {
 		return fail("invalid response: " + msg)
 	}
 	inst.out = resp.encode(inst.out[:0])
+	noteAlloc(len(resp.Body))
 	if rc := host.responseSet(inst.out); rc < 0 {
 		return fail("response_set: " + Status(-rc).String())
 	}

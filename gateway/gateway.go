@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -127,8 +128,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &abi.Request{Method: r.Method, Path: route.Path, Query: r.URL.RawQuery, Body: body}
-	for name, vals := range r.Header {
-		for _, v := range vals {
+	names := make([]string, 0, len(r.Header))
+	for name := range r.Header {
+		names = append(names, name)
+	}
+	sort.Strings(names) // a stable order for the guest, whatever the map's
+	for _, name := range names {
+		for _, v := range r.Header[name] {
 			req.Headers = append(req.Headers, abi.Header{Name: name, Value: v})
 		}
 	}
@@ -136,6 +142,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := class.Fetch(r.Context(), objID, route.Name, req)
 	if err != nil {
 		g.writeEventError(w, r, route, objID, err, time.Since(start))
+		return
+	}
+	if resp.Status < 200 || resp.Status > 599 {
+		// 1xx would confuse net/http (101 means a protocol switch); 6xx+ is not HTTP.
+		writeError(w, http.StatusInternalServerError, jsonError{Error: fmt.Sprintf("the object answered status %d; a response status must be 200-599", resp.Status), Class: route.Class, Object: objID.String()})
 		return
 	}
 	h := w.Header()

@@ -166,7 +166,7 @@ func EncodeResponse(dst []byte, s *Response) []byte {
 	return w.B
 }
 
-// DecodeResponse parses and validates a response encoding: status 100..999, header sizes within
+// DecodeResponse parses and validates a response encoding: status 200..599, header sizes within
 // MaxHeaderSize, body within MaxBodySize. The body aliases b.
 func DecodeResponse(b []byte) (*Response, error) {
 	r := Reader{B: b}
@@ -182,7 +182,7 @@ func DecodeResponse(b []byte) (*Response, error) {
 	if err := r.Done("response"); err != nil {
 		return nil, err
 	}
-	if s.Status < 100 || s.Status > 999 {
+	if s.Status < 200 || s.Status > 599 {
 		return nil, fmt.Errorf("%w: status %d is not an HTTP status", ErrMalformed, s.Status)
 	}
 	if total > MaxHeaderSize {

@@ -175,7 +175,7 @@ func method(b []byte) string {
 	return string(b)
 }
 
-// Response is what a fetch handler answers. Status must be 100–999; headers may total 64 KiB and
+// Response is what a fetch handler answers. Status must be 200–599; headers may total 64 KiB and
 // the body 32 MiB (the host refuses larger ones and the event fails).
 type Response struct {
 	Status  int
@@ -230,8 +230,8 @@ const (
 
 // check returns why the host would refuse r, or "".
 func (r *Response) check() string {
-	if r.Status < 100 || r.Status > 999 {
-		return "status " + strconv.Itoa(r.Status) + " is not 100-999"
+	if r.Status < 200 || r.Status > 599 {
+		return "status " + strconv.Itoa(r.Status) + " is not 200-599"
 	}
 	if len(r.Headers) > MaxHeaderCount {
 		return strconv.Itoa(len(r.Headers)) + " headers; the limit is 4096"

@@ -168,7 +168,7 @@ func TestResponseCheck(t *testing.T) {
 		want string
 	}{
 		{Text(200, "ok"), ""},
-		{Text(99, ""), "status 99 is not 100-999"},
+		{Text(99, ""), "status 99 is not 200-599"}, {Text(101, ""), "status 101 is not 200-599"},
 		{Bytes(200, make([]byte, MaxBodySize+1)), "body is 33554433 bytes; the limit is 32 MiB"},
 		{Bytes(200, nil).SetHeader("X", string(make([]byte, MaxHeaderSize))), "headers total 65537 bytes; the limit is 64 KiB"},
 	} {

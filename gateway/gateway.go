@@ -144,11 +144,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.writeEventError(w, r, route, objID, err, time.Since(start))
 		return
 	}
-	if resp.Status < 200 || resp.Status > 599 {
-		// 1xx would confuse net/http (101 means a protocol switch); 6xx+ is not HTTP.
-		writeError(w, http.StatusInternalServerError, jsonError{Error: fmt.Sprintf("the object answered status %d; a response status must be 200-599", resp.Status), Class: route.Class, Object: objID.String()})
-		return
-	}
 	h := w.Header()
 	for _, hd := range resp.Headers {
 		h.Add(hd.Name, hd.Value)

@@ -106,7 +106,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(abs)
-	at := func(field string, keys ...any) int { return lineOf(&root, keys...) }
+	at := func(path ...any) int { return lineOf(&root, path...) }
 	bad := func(field string, line int, format string, args ...any) error {
 		return &Error{File: path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -127,7 +127,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return 0, bad(field, at(field, field), "%q is not a positive duration (examples: 500ms, 10s, 2m)", v)
+			return 0, bad(field, at(field), "%q is not a positive duration (examples: 500ms, 10s, 2m)", v)
 		}
 		return d, nil
 	}
@@ -142,29 +142,29 @@ func Parse(path string, b []byte) (*Config, error) {
 	case "relaxed":
 		c.Relaxed = true
 	default:
-		return nil, bad("durability", at("durability", "durability"), "%q is not one of full, relaxed", f.Durability)
+		return nil, bad("durability", at("durability"), "%q is not one of full, relaxed", f.Durability)
 	}
 	if f.MaxQueue < 0 {
-		return nil, bad("max_queue", at("max_queue", "max_queue"), "must be positive")
+		return nil, bad("max_queue", at("max_queue"), "must be positive")
 	}
 	if f.MaxInstances < 0 {
-		return nil, bad("max_instances", at("max_instances", "max_instances"), "must be positive")
+		return nil, bad("max_instances", at("max_instances"), "must be positive")
 	}
 	if len(f.Classes) == 0 {
-		return nil, bad("classes", at("classes", "classes"), "at least one class is required")
+		return nil, bad("classes", at("classes"), "at least one class is required")
 	}
 	seen := map[string]bool{}
 	for i, cl := range f.Classes {
 		field := fmt.Sprintf("classes[%d]", i)
-		line := at(field, "classes", i)
+		line := at("classes", i)
 		if cl.Name == "" {
 			return nil, bad(field+".name", line, "missing")
 		}
 		if !classNameRE.MatchString(cl.Name) {
-			return nil, bad(field+".name", at("", "classes", i, "name"), "%q: use lowercase letters, digits, - and _, starting with a letter (it appears in URLs and directory names)", cl.Name)
+			return nil, bad(field+".name", at("classes", i, "name"), "%q: use lowercase letters, digits, - and _, starting with a letter (it appears in URLs and directory names)", cl.Name)
 		}
 		if seen[cl.Name] {
-			return nil, bad(field+".name", at("", "classes", i, "name"), "class %q is defined twice", cl.Name)
+			return nil, bad(field+".name", at("classes", i, "name"), "class %q is defined twice", cl.Name)
 		}
 		seen[cl.Name] = true
 		if (cl.Module == "") == (cl.Source == "") {
@@ -173,7 +173,7 @@ func Parse(path string, b []byte) (*Config, error) {
 		switch cl.Toolchain {
 		case "", "go":
 		default:
-			return nil, bad(field+".toolchain", at("", "classes", i, "toolchain"), "%q is not supported (supported: go)", cl.Toolchain)
+			return nil, bad(field+".toolchain", at("classes", i, "toolchain"), "%q is not supported (supported: go)", cl.Toolchain)
 		}
 		if cl.Module != "" && !filepath.IsAbs(cl.Module) {
 			cl.Module = filepath.Join(dir, cl.Module)
@@ -183,7 +183,7 @@ func Parse(path string, b []byte) (*Config, error) {
 				cl.Source = filepath.Join(dir, cl.Source)
 			}
 			if st, err := os.Stat(cl.Source); err != nil || !st.IsDir() {
-				return nil, bad(field+".source", at("", "classes", i, "source"), "%s is not a directory", cl.Source)
+				return nil, bad(field+".source", at("classes", i, "source"), "%s is not a directory", cl.Source)
 			}
 		}
 		c.Classes = append(c.Classes, cl)

@@ -117,10 +117,10 @@ type Runtime struct {
 
 // New creates a runtime. Close it to release files and memory.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
-	cfg.setDefaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("host: DataDir is required")
 	}
+	cfg.setDefaults()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 	}

@@ -347,6 +347,9 @@ func (o *object) process(batch []*event) {
 	}
 	db, err := r.store.Acquire(r.shutdown, o.class.name, o.idHex)
 	if err != nil {
+		if r.shutdown.Err() != nil {
+			err = ErrShuttingDown
+		}
 		o.failAll(batch, fmt.Errorf("open storage: %w", err))
 		return
 	}

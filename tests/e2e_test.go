@@ -360,3 +360,39 @@ func TestBadConfigAndModules(t *testing.T) {
 		t.Fatalf("missing module: %s", out)
 	}
 }
+
+// 1,000 concurrent increments over HTTP against one counter: each answered once with a distinct
+// value, and the final value is exactly 1,000.
+func TestConcurrentIncrementsOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
+	const n = 1000
+	seen := make(map[int]int)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			st, body, _, err := tryCall("POST", s.URL+"/counter/many/increment")
+			if err != nil || st != 200 {
+				t.Errorf("increment: %d %q %v", st, body, err)
+				return
+			}
+			v, _ := strconv.Atoi(body)
+			mu.Lock()
+			seen[v]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for v := 1; v <= n; v++ {
+		if seen[v] != 1 {
+			t.Fatalf("value %d answered %d times", v, seen[v])
+		}
+	}
+	expect(t, "GET", s.URL+"/counter/many/", 200, "1000")
+}

@@ -269,10 +269,17 @@ func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
 	}
 }
 
-// Every increment that got a response is present after kill -9 and restart.
+// Every increment that got a response is present after kill -9 and restart, under both
+// durabilities (relaxed gives up power-loss safety, not process-crash safety).
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	for _, d := range []string{"full", "relaxed"} {
+		t.Run(d, func(t *testing.T) { kill9(t, "durability: "+d) })
+	}
+}
+
+func kill9(t *testing.T, extra string) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	cfg := writeConfig(t, dir, filepath.Join(dir, "data"), extra)
 	s := startServer(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex

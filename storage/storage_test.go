@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openStore(t testing.TB, opts Options) *Store {
@@ -415,4 +416,24 @@ func TestAbsentUntilFirstWrite(t *testing.T) {
 	if !s.Exists("c", hexID(7)) || s.Stats().Creates != 1 {
 		t.Fatalf("first write: exists %v, stats %+v", s.Exists("c", hexID(7)), s.Stats())
 	}
+}
+
+// Above its high-water mark the pool closes idle handles in the background, so leases rarely
+// close one themselves.
+func TestTrimmerKeepsRoom(t *testing.T) {
+	s := openStore(t, Options{MaxOpen: 16, Durability: Relaxed})
+	for i := 0; i < 100; i++ {
+		d := acquire(t, s, hexID(i))
+		d.Put([]byte("k"), []byte("v"))
+		s.Release(d)
+		time.Sleep(time.Millisecond) // give the trimmer its turn, as idle time does
+	}
+	st := s.Stats()
+	if st.Open > 16 || st.Trimmed == 0 {
+		t.Fatalf("stats %+v: the trimmer never ran", st)
+	}
+	if st.EvictedForRoom > st.Trimmed {
+		t.Fatalf("stats %+v: most handles were closed on the lease path", st)
+	}
+	t.Logf("%+v", st)
 }

@@ -54,7 +54,8 @@ type Stats struct {
 	Open, Leased   int
 	Opens, Closes  int64
 	Creates        int64
-	EvictedForRoom int64
+	EvictedForRoom int64 // closed inline by an Acquire that found the pool full
+	Trimmed        int64 // closed in the background to keep room in the pool
 }
 
 // Store is the set of all objects' databases under one directory.
@@ -65,9 +66,15 @@ type Store struct {
 	cond    *sync.Cond
 	handles map[string]*DB
 	idle    list.List // of *DB not leased, most recently used at the front
-	open    int       // handles open or being opened
+	open    int       // handles open, being opened or being closed
 	closed  bool
 	stats   Stats
+
+	// The trimmer closes least recently used idle handles in the background once the pool is
+	// above its high-water mark, so that leases rarely pay for closing one (a WAL checkpoint,
+	// ~0.3 ms) on the event path.
+	trim        chan struct{}
+	trimmerDone chan struct{}
 }
 
 // Open prepares a store rooted at opts.Dir, creating the directory if needed.
@@ -80,6 +87,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{opts: opts, handles: map[string]*DB{}}
 	s.cond = sync.NewCond(&s.mu)
+	s.trim = make(chan struct{}, 1)
+	s.trimmerDone = make(chan struct{})
+	go s.trimmer()
 	return s, nil
 }
 
@@ -171,6 +181,12 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 			if !d.absent {
 				s.stats.Opens++
 			}
+			if s.open > s.highWater() && !s.closed {
+				select {
+				case s.trim <- struct{}{}:
+				default:
+				}
+			}
 			s.mu.Unlock()
 			return d, nil
 		}
@@ -188,6 +204,42 @@ func (s *Store) Acquire(ctx context.Context, class, id string) (*DB, error) {
 			continue
 		}
 		wait()
+	}
+}
+
+func (s *Store) highWater() int { return s.opts.MaxOpen - s.opts.MaxOpen/8 }
+func (s *Store) lowWater() int  { return s.opts.MaxOpen - s.opts.MaxOpen/4 }
+
+func (s *Store) trimmer() {
+	defer close(s.trimmerDone)
+	for range s.trim {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		var victims []*DB
+		for s.open-len(victims) > s.lowWater() {
+			e := s.idle.Back()
+			if e == nil {
+				break
+			}
+			d := e.Value.(*DB)
+			s.idle.Remove(e)
+			d.elem = nil
+			delete(s.handles, d.key)
+			victims = append(victims, d)
+		}
+		s.mu.Unlock()
+		for _, d := range victims {
+			d.close()
+		}
+		s.mu.Lock()
+		s.open -= len(victims)
+		s.stats.Closes += int64(len(victims))
+		s.stats.Trimmed += int64(len(victims))
+		s.cond.Broadcast()
+		s.mu.Unlock()
 	}
 }
 
@@ -211,8 +263,8 @@ func (s *Store) Release(d *DB) {
 // with ErrClosed afterwards.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
@@ -228,5 +280,8 @@ func (s *Store) Close() error {
 	}
 	s.idle.Init()
 	s.cond.Broadcast()
+	close(s.trim) // senders check s.closed under s.mu first
+	s.mu.Unlock()
+	<-s.trimmerDone // it may still be closing handles it took before Close
 	return first
 }

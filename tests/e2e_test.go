@@ -227,11 +227,9 @@ func TestGatewayErrors(t *testing.T) {
 	expect(t, "POST", s.URL+"/counter/still-alive/increment", 200, "1")
 }
 
-// 1,000 concurrent ticket claims: 1,000 distinct numbers, no gaps.
-func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
-	dir := t.TempDir()
-	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
-	const n = 1000
+// postConcurrently sends n POSTs to url, 64 at a time, and returns the numbers they answered.
+func postConcurrently(t *testing.T, n int, url string) []int {
+	t.Helper()
 	nums := make([]int, 0, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -242,14 +240,14 @@ func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			st, body, _, err := tryCall("POST", s.URL+"/ticket/concert/claim")
+			st, body, _, err := tryCall("POST", url)
 			if err != nil || st != 200 {
-				t.Errorf("claim: %d %q %v", st, body, err)
+				t.Errorf("POST %s: %d %q %v", url, st, body, err)
 				return
 			}
 			v, err := strconv.Atoi(strings.TrimSpace(body))
 			if err != nil {
-				t.Errorf("claim body %q", body)
+				t.Errorf("POST %s answered %q, not a number", url, body)
 				return
 			}
 			mu.Lock()
@@ -259,14 +257,28 @@ func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
 	}
 	wg.Wait()
 	sort.Ints(nums)
+	return nums
+}
+
+// expectOneToN fails unless nums (sorted) is exactly 1..n: each value answered once, no gaps.
+func expectOneToN(t *testing.T, nums []int, n int) {
+	t.Helper()
 	if len(nums) != n {
-		t.Fatalf("%d claims answered", len(nums))
+		t.Fatalf("%d of %d requests answered", len(nums), n)
 	}
 	for i, v := range nums {
 		if v != i+1 {
-			t.Fatalf("ticket numbers are not exactly 1..%d: position %d has %d", n, i, v)
+			t.Fatalf("answers are not exactly 1..%d: position %d has %d", n, i, v)
 		}
 	}
+}
+
+// 1,000 concurrent ticket claims: 1,000 distinct numbers, no gaps.
+func TestConcurrentTicketsNoGapsNoDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
+	expectOneToN(t, postConcurrently(t, 1000, s.URL+"/ticket/concert/claim"), 1000)
+	expect(t, "GET", s.URL+"/ticket/concert/", 200, "1000")
 }
 
 // Every increment that got a response is present after kill -9 and restart, under both
@@ -373,33 +385,6 @@ func TestBadConfigAndModules(t *testing.T) {
 func TestConcurrentIncrementsOverHTTP(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, writeConfig(t, dir, filepath.Join(dir, "data"), ""))
-	const n = 1000
-	seen := make(map[int]int)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			st, body, _, err := tryCall("POST", s.URL+"/counter/many/increment")
-			if err != nil || st != 200 {
-				t.Errorf("increment: %d %q %v", st, body, err)
-				return
-			}
-			v, _ := strconv.Atoi(body)
-			mu.Lock()
-			seen[v]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	for v := 1; v <= n; v++ {
-		if seen[v] != 1 {
-			t.Fatalf("value %d answered %d times", v, seen[v])
-		}
-	}
+	expectOneToN(t, postConcurrently(t, 1000, s.URL+"/counter/many/increment"), 1000)
 	expect(t, "GET", s.URL+"/counter/many/", 200, "1000")
 }

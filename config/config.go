@@ -26,7 +26,7 @@ import (
 //	  - name: counter
 //	    source: examples/counter/go   # build from source (cached), or
 //	    module: build/counter.wasm    # a compiled module
-//	    toolchain: go                 # go (default for go.mod); tinygo and rust come later
+//	    toolchain: go                 # go (default for go.mod), tinygo, or rust (default for Cargo.toml)
 type File struct {
 	Listen       string  `yaml:"listen"`
 	Data         string  `yaml:"data"`
@@ -171,9 +171,9 @@ func Parse(path string, b []byte) (*Config, error) {
 			return nil, bad(field, line, "class %q needs exactly one of module (a .wasm file) or source (a directory to build)", cl.Name)
 		}
 		switch cl.Toolchain {
-		case "", "go":
+		case "", "go", "tinygo", "rust":
 		default:
-			return nil, bad(field+".toolchain", at("classes", i, "toolchain"), "%q is not supported (supported: go)", cl.Toolchain)
+			return nil, bad(field+".toolchain", at("classes", i, "toolchain"), "%q is not supported (supported: go, tinygo, rust; default: go for go.mod, rust for Cargo.toml)", cl.Toolchain)
 		}
 		if cl.Module != "" && !filepath.IsAbs(cl.Module) {
 			cl.Module = filepath.Join(dir, cl.Module)

@@ -11,16 +11,28 @@ import (
 
 	"github.com/dowasm/dowasm/abi"
 	"github.com/dowasm/dowasm/storage"
+	"github.com/dowasm/dowasm/toolchain"
 	"github.com/tetratelabs/wazero"
 )
 
-// guestSources is every guest the project builds: adding a guest (or a language) is one entry.
-var guestSources = []string{
-	"examples/counter/go",
-	"examples/ticket/go",
-	"examples/ratelimit/go",
-	"tests/guests/probe",
-	"tests/guests/sdkcheck",
+// guestSources is every guest the project builds, with each toolchain that builds it: adding a
+// guest (or a language) is one entry.
+var guestSources = []struct {
+	dir  string
+	kind toolchain.Kind
+}{
+	{"examples/counter/go", toolchain.Go},
+	{"examples/ticket/go", toolchain.Go},
+	{"examples/ratelimit/go", toolchain.Go},
+	{"tests/guests/probe", toolchain.Go},
+	{"tests/guests/sdkcheck", toolchain.Go},
+	{"examples/counter/go", toolchain.TinyGo},
+	{"examples/ticket/go", toolchain.TinyGo},
+	{"examples/ratelimit/go", toolchain.TinyGo},
+	{"tests/guests/sdkcheck", toolchain.TinyGo},
+	{"examples/counter/rust", toolchain.Rust},
+	{"examples/ticket/rust", toolchain.Rust},
+	{"examples/ratelimit/rust", toolchain.Rust},
 }
 
 // Every compiled guest's imports and exports agree with the ABI table (CheckModule names the
@@ -29,8 +41,9 @@ func TestCompiledGuestsMatchABI(t *testing.T) {
 	ctx := context.Background()
 	r := wazero.NewRuntime(ctx)
 	defer r.Close(ctx)
-	for _, src := range guestSources {
-		cm, err := r.CompileModule(ctx, guestWasm(t, src))
+	for _, g := range guestSources {
+		src := g.dir + " (" + string(g.kind) + ")"
+		cm, err := r.CompileModule(ctx, guestWasmWith(t, g.dir, g.kind))
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
@@ -91,16 +104,21 @@ func TestStorageLimitsMatchABI(t *testing.T) {
 
 // The Go SDK's whole storage API against the real host (tests/guests/sdkcheck answers "ok" or
 // the first mismatch).
+// Built by standard Go and by TinyGo.
 func TestGoSDKStorageAPI(t *testing.T) {
-	rt := newTestRuntime(t, Config{})
-	src := "tests/guests/sdkcheck"
-	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasm(t, src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ { // twice: the second run starts from the first one's state
-		if got := mustDo(t, c, "check", "/run"); got != "ok" {
-			t.Fatal(got)
-		}
+	for _, kind := range []toolchain.Kind{toolchain.Go, toolchain.TinyGo} {
+		t.Run(string(kind), func(t *testing.T) {
+			rt := newTestRuntime(t, Config{})
+			src := "tests/guests/sdkcheck"
+			c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, kind))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ { // twice: the second run starts from the first one's state
+				if got := mustDo(t, c, "check", "/run"); got != "ok" {
+					t.Fatal(got)
+				}
+			}
+		})
 	}
 }

@@ -21,12 +21,18 @@ import (
 // content hash in build/guests, shared with `task guests`).
 func guestWasm(t testing.TB, dir string) []byte {
 	t.Helper()
+	return guestWasmWith(t, dir, toolchain.Go)
+}
+
+// guestWasmWith builds a guest with the given toolchain.
+func guestWasmWith(t testing.TB, dir string, kind toolchain.Kind) []byte {
+	t.Helper()
 	src, err := filepath.Abs(filepath.Join("..", dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cache, _ := filepath.Abs(filepath.Join("..", "build", "guests"))
-	p, err := toolchain.Build(context.Background(), src, toolchain.Go, cache, nil)
+	p, err := toolchain.Build(context.Background(), src, kind, cache, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

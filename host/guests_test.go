@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,7 @@ var guestSources = []struct {
 	{"examples/counter/rust", toolchain.Rust},
 	{"examples/ticket/rust", toolchain.Rust},
 	{"examples/ratelimit/rust", toolchain.Rust},
+	{"tests/guests/sdkcheck-rust", toolchain.Rust},
 }
 
 // Every compiled guest's imports and exports agree with the ABI table (CheckModule names the
@@ -64,15 +66,31 @@ func TestCompiledGuestsMatchABI(t *testing.T) {
 
 // The Go SDK's status table (guest-sdk/go/status.go) matches abi.Statuses name for name.
 func TestGoSDKStatusesMatchABI(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "guest-sdk", "go", "status.go"))
+	checkSDKStatuses(t, "Go SDK", filepath.Join("..", "guest-sdk", "go", "status.go"),
+		`(?m)^\s+Status(\w+)\s+Status = (\d+)$`, "OK")
+}
+
+// The Rust SDK's Status enum (guest-sdk/rust/src/status.rs) matches abi.Statuses name for name.
+func TestRustSDKStatusesMatchABI(t *testing.T) {
+	checkSDKStatuses(t, "Rust SDK", filepath.Join("..", "guest-sdk", "rust", "src", "status.rs"),
+		`(?m)^    ([A-Z][A-Za-z]+) = (\d+),$`, "Ok")
+}
+
+// checkSDKStatuses compares the (CamelName, value) pairs that re finds in file with the ABI's
+// statuses (SCREAMING_SNAKE in abi/abi.go; ok is what OK is spelled as in the SDK).
+func checkSDKStatuses(t *testing.T, sdkName, file, re, ok string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	consts := regexp.MustCompile(`(?m)^\s+Status(\w+)\s+Status = (\d+)$`).FindAllStringSubmatch(string(b), -1)
 	sdk := map[string]int{}
-	for _, m := range consts {
+	for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(string(b), -1) {
 		v, _ := strconv.Atoi(m[2])
 		sdk[m[1]] = v
+	}
+	if len(sdk) == 0 {
+		t.Fatalf("%s: no status found in %s (format changed?)", sdkName, file)
 	}
 	for _, s := range abi.Statuses() {
 		camel := ""
@@ -80,18 +98,18 @@ func TestGoSDKStatusesMatchABI(t *testing.T) {
 			camel += part[:1] + strings.ToLower(part[1:])
 		}
 		if camel == "Ok" {
-			camel = "OK"
+			camel = ok
 		}
-		v, ok := sdk[camel]
-		if !ok {
-			t.Errorf("Go SDK lacks Status%s (%s = %d)", camel, s, s)
+		v, found := sdk[camel]
+		if !found {
+			t.Errorf("%s (%s) lacks %s (%s = %d)", sdkName, file, camel, s, s)
 		} else if v != int(s) {
-			t.Errorf("Go SDK Status%s = %d, ABI %s = %d", camel, v, s, s)
+			t.Errorf("%s (%s): %s = %d, ABI %s = %d", sdkName, file, camel, v, s, s)
 		}
 		delete(sdk, camel)
 	}
 	for name, v := range sdk {
-		t.Errorf("Go SDK has Status%s = %d, which the ABI does not", name, v)
+		t.Errorf("%s (%s) has %s = %d, which the ABI does not", sdkName, file, name, v)
 	}
 }
 
@@ -102,15 +120,24 @@ func TestStorageLimitsMatchABI(t *testing.T) {
 	}
 }
 
-// The Go SDK's whole storage API against the real host (tests/guests/sdkcheck answers "ok" or
-// the first mismatch).
-// Built by standard Go and by TinyGo.
-func TestGoSDKStorageAPI(t *testing.T) {
-	for _, kind := range []toolchain.Kind{toolchain.Go, toolchain.TinyGo} {
-		t.Run(string(kind), func(t *testing.T) {
+// sdkChecks are the test guests that run an SDK's whole storage API against the real host
+// (answering "ok" or the first mismatch), one per toolchain.
+var sdkChecks = []struct {
+	src  string
+	kind toolchain.Kind
+}{
+	{"tests/guests/sdkcheck", toolchain.Go},
+	{"tests/guests/sdkcheck", toolchain.TinyGo},
+	{"tests/guests/sdkcheck-rust", toolchain.Rust},
+}
+
+// Every SDK's storage API (batches, listing, transactions, limits, typed values, identity)
+// against the real host.
+func TestSDKStorageAPI(t *testing.T) {
+	for _, g := range sdkChecks {
+		t.Run(string(g.kind), func(t *testing.T) {
 			rt := newTestRuntime(t, Config{})
-			src := "tests/guests/sdkcheck"
-			c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, kind))
+			c, err := rt.LoadClass(context.Background(), "sdkcheck", g.src, guestWasmWith(t, g.src, g.kind))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,5 +147,34 @@ func TestGoSDKStorageAPI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A Rust panic (an abort, so a trap on wasm32) and a returned error both fail the event with the
+// guest's own message and location, and roll back the write made before them.
+func TestRustPanicAndErrorReachTheCaller(t *testing.T) {
+	src := "tests/guests/sdkcheck-rust"
+	rt := newTestRuntime(t, Config{})
+	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, toolchain.Rust))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string][]string{
+		"/panic": {"fetch trapped: panic: deliberate panic after a write [src/lib.rs:", "unreachable"},
+		"/fail":  {"fetch returned error code 1: deliberate error after a write"},
+	} {
+		_, _, err := do(c, "p", path)
+		var ee *EventError
+		if !errors.As(err, &ee) {
+			t.Fatalf("%s: got %v, want an EventError", path, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", path, err, w)
+			}
+		}
+		if got := mustDo(t, c, "p", "/lost"); got != "false" {
+			t.Errorf("%s: the write before the failure survived", path)
+		}
 	}
 }

@@ -539,6 +539,11 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 		case ev.ctx.Err() != nil:
 			return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)
 		}
+		if in.errMsg != "" {
+			// The guest reported why before it trapped (Rust's panic hook does: a panic
+			// aborts, which is a trap on wasm32).
+			return fmt.Errorf("%s trapped: %s: %w", what, in.errMsg, err)
+		}
 		return fmt.Errorf("%s trapped: %w", what, err)
 	}
 	if len(f.Definition().ResultTypes()) == 1 {

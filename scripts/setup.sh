@@ -9,13 +9,7 @@ if [ "${1:-}" = bench ]; then
   command -v curl >/dev/null || need+=(curl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "setup: please install: ${need[*]}" >&2
-    exit 1
-  fi
-  echo "setup: installing ${need[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  bash "$(dirname "$0")/apt-install.sh" setup "${need[@]}"
 fi
 go version
 go mod download

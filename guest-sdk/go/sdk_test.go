@@ -110,6 +110,19 @@ func TestHeaders(t *testing.T) {
 	if len(h) != 1 || h.Get("b") != "" {
 		t.Fatalf("after Del: %v", h)
 	}
+	// ASCII case only, as HTTP header names are ASCII (and no Unicode tables get linked)
+	for _, c := range []struct {
+		a, b string
+		eq   bool
+	}{
+		{"Content-Type", "content-type", true}, {"X-A", "x-a", true}, {"", "", true},
+		{"X-A", "X-B", false}, {"ab", "abc", false}, {"[", "{", false}, {"@", "`", false},
+		{"K", "\u212a", false},
+	} {
+		if got := equalFoldASCII(c.a, c.b); got != c.eq {
+			t.Errorf("equalFoldASCII(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
 }
 
 func TestStatusAndErrors(t *testing.T) {

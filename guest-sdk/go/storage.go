@@ -92,7 +92,7 @@ func (s *Storage) GetMany(keys [][]byte) (vals [][]byte, found []bool, err error
 		found[i] = r.u32() == 1
 		v := r.bytes()
 		if found[i] {
-			vals[i] = v
+			vals[i] = resultSlice(v)
 		}
 	}
 	if !r.done() || count != len(keys) {
@@ -173,12 +173,13 @@ func (s *Storage) List(o ListOptions) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Keys and values alias res: one allocation for the whole listing.
+	// Keys and values alias res (one allocation for the whole listing) except under TinyGo
+	// (see resultSlice).
 	r := reader{b: res}
 	count := r.count(8)
 	out := make([]Entry, count)
 	for i := range out {
-		out[i] = Entry{Key: r.bytes(), Value: r.bytes()}
+		out[i] = Entry{Key: resultSlice(r.bytes()), Value: resultSlice(r.bytes())}
 	}
 	if !r.done() {
 		return nil, &Error{Op: "storage_list (malformed result)", Status: StatusInvalidArgument}

@@ -1,0 +1,202 @@
+//! Object classes, the running object's context, and the runtime behind the guest exports.
+
+use std::cell::{Cell, RefCell};
+
+use crate::codec;
+use crate::http::{Request, Response};
+use crate::status::{check, code_name, Result};
+use crate::storage::{read_staged, Storage};
+use crate::sys;
+
+/// An object class. Implement it for your type and export it with [`export!`](crate::export).
+///
+/// dowasm runs one instance per object ID and delivers its events one at a time, so a handler
+/// never runs concurrently with itself and may keep state in `self`.
+///
+/// Handlers for other kinds of events (alarms, WebSockets) will be added to this trait as
+/// methods with default implementations, so classes written today keep compiling.
+pub trait Object {
+    /// The constructor. It runs once per instance, before the instance's first event (when the
+    /// object is first used, and whenever it wakes after eviction or a failed event), inside
+    /// that event's transaction, so it can read storage to rebuild in-memory state. An error
+    /// (or a panic) fails that event.
+    fn new(ctx: &Context) -> Result<Self>
+    where
+        Self: Sized;
+
+    /// Handles one HTTP request. Returning `Err` fails the event: its storage writes are rolled
+    /// back, the client gets a 500 naming the error, and the instance is discarded (the next
+    /// event constructs a fresh one from storage). A panic fails the event the same way.
+    fn fetch(&mut self, req: Request) -> Result<Response>;
+}
+
+/// A log level of [`Context::log`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+}
+
+/// The running object: its identity, its storage and its log. A zero-sized handle: copy it into
+/// your object if you need it after the constructor.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    storage: Storage,
+}
+
+impl Context {
+    pub(crate) const fn new() -> Context {
+        Context {
+            storage: Storage::new(),
+        }
+    }
+
+    /// The object's private, transactional key-value storage.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    /// The object's ID as 64 lowercase hex characters (`""` off WebAssembly).
+    pub fn id(&self) -> String {
+        check("object_id", sys::object_id())
+            .and_then(|n| read_staged("object_id", n))
+            .map(|b| codec::string(&b))
+            .unwrap_or_default()
+    }
+
+    /// The name the object's ID was derived from (the `<name>` of `/<class>/<name>/...`), or
+    /// `None` for an ID that was not derived from a name (`/<class>/id/<hex>/...`).
+    pub fn name(&self) -> Option<String> {
+        check("object_name", sys::object_name())
+            .and_then(|n| read_staged("object_name", n))
+            .map(|b| codec::string(&b))
+            .ok()
+    }
+
+    /// Writes one line (at most 16 KiB; the host truncates longer lines) to the host's
+    /// structured log, tagged with the class and the object's ID. Format with `format!`.
+    pub fn log(&self, level: Level, msg: &str) {
+        sys::log(level as i32, msg.as_bytes());
+    }
+}
+
+/// The wall clock: milliseconds since the Unix epoch (WASI `clock_time_get`, realtime clock);
+/// 0 if the host refuses.
+pub fn now() -> i64 {
+    now_ns() / 1_000_000
+}
+
+/// The wall clock in nanoseconds since the Unix epoch; 0 if the host refuses.
+pub fn now_ns() -> i64 {
+    sys::realtime_ns().map(|t| t as i64).unwrap_or(0)
+}
+
+// The state of this WebAssembly instance: it serves exactly one object. WebAssembly instances
+// are single-threaded, so a thread-local is the instance's global.
+thread_local! {
+    static INSTANCE: RefCell<Option<Box<dyn Object>>> = RefCell::new(None);
+    static IN_CONSTRUCTOR: Cell<bool> = Cell::new(false);
+}
+
+/// Reports `msg` as the reason the current handler failed and returns the failing result.
+fn fail(msg: &str) -> i32 {
+    let msg = if msg.is_empty() {
+        "error with an empty message"
+    } else {
+        msg
+    };
+    sys::error_set(msg.as_bytes());
+    1
+}
+
+/// Reports a panic before the module traps: on wasm32-unknown-unknown a panic aborts (the
+/// module traps), so no handler returns. The message and location go to `error_set`, for the
+/// host's report of the failed event, and to the log at error level.
+fn panic_hook(info: &std::panic::PanicInfo<'_>) {
+    let payload = info.payload();
+    let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.as_str()
+    } else {
+        "a value that is not a string"
+    };
+    let prefix = if IN_CONSTRUCTOR.with(|c| c.get()) {
+        "constructor panicked: "
+    } else {
+        "panic: "
+    };
+    let text = match info.location() {
+        Some(l) => format!(
+            "{}{} [{}:{}:{}]",
+            prefix,
+            msg,
+            l.file(),
+            l.line(),
+            l.column()
+        ),
+        None => format!("{}{}", prefix, msg),
+    };
+    sys::error_set(text.as_bytes());
+    sys::log(Level::Error as i32, text.as_bytes());
+}
+
+/// The implementation of the guest exports; [`export!`](crate::export) calls these.
+#[doc(hidden)]
+pub mod rt {
+    use super::*;
+
+    /// `dowasm_init`: runs the constructor and keeps the object.
+    pub fn init<T: Object + 'static>() -> i32 {
+        std::panic::set_hook(Box::new(panic_hook));
+        IN_CONSTRUCTOR.with(|c| c.set(true));
+        let r = T::new(&Context::new());
+        IN_CONSTRUCTOR.with(|c| c.set(false));
+        match r {
+            Ok(obj) => {
+                INSTANCE.with(|i| *i.borrow_mut() = Some(Box::new(obj)));
+                0
+            }
+            Err(e) => fail(&format!("constructor: {}", e)),
+        }
+    }
+
+    /// `dowasm_fetch`: reads and decodes the staged request, runs the handler and sets the
+    /// response.
+    pub fn fetch(req_len: i32) -> i32 {
+        INSTANCE.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let obj = match guard.as_mut() {
+                Some(obj) => obj,
+                None => return fail("dowasm_fetch before a successful dowasm_init"),
+            };
+            let req = match read_staged("request", req_len) {
+                Ok(b) => match codec::decode_request(&b) {
+                    Some(req) => req,
+                    None => {
+                        return fail(&format!(
+                            "malformed request encoding from the host ({} bytes)",
+                            req_len
+                        ))
+                    }
+                },
+                Err(e) => return fail(&e.to_string()),
+            };
+            let resp = match obj.fetch(req) {
+                Ok(resp) => resp,
+                Err(e) => return fail(&e.to_string()),
+            };
+            if let Some(msg) = resp.check() {
+                return fail(&format!("invalid response: {}", msg));
+            }
+            let rc = sys::response_set(&codec::encode_response(&resp));
+            if rc < 0 {
+                return fail(&format!("response_set: {}", code_name(rc.wrapping_neg())));
+            }
+            0
+        })
+    }
+}

@@ -1,0 +1,381 @@
+//! Native tests of the pure parts: encodings (byte for byte against abi/ABI.md), query
+//! decoding, key helpers, the status table, quoting and response checks.
+
+use crate::codec::*;
+use crate::*;
+
+fn req(method: &str, path: &str, query: &str) -> Request {
+    Request {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        ..Request::default()
+    }
+}
+
+#[test]
+fn request_encoding_matches_abi_example() {
+    // abi/ABI.md: GET /counter/a/x?y=1 with no headers and no body.
+    let want: &[u8] =
+        b"\x03\x00\x00\x00GET\x02\x00\x00\x00/x\x03\x00\x00\x00y=1\x00\x00\x00\x00\x00\x00\x00\x00";
+    let r = req("GET", "/x", "y=1");
+    assert_eq!(encode_request(&r), want);
+    assert_eq!(decode_request(want), Some(r));
+}
+
+#[test]
+fn request_round_trip_and_malformed() {
+    let mut r = req("POST", "/claim", "a=1&b=2");
+    r.headers.add("Content-Type", "text/plain");
+    r.headers.add("X-Client", "alice");
+    r.headers.add("X-Client", "bob");
+    r.body = b"hello".to_vec();
+    let b = encode_request(&r);
+    let got = decode_request(&b).unwrap();
+    assert_eq!(got, r);
+    assert_eq!(got.header("x-client"), Some("alice"));
+    assert_eq!(
+        got.headers.values("X-CLIENT").collect::<Vec<_>>(),
+        vec![&b"alice"[..], b"bob"]
+    );
+    assert_eq!(got.header("Missing"), None);
+    // Truncated anywhere, or with a trailing byte: malformed.
+    for n in 0..b.len() {
+        assert_eq!(decode_request(&b[..n]), None, "truncated to {}", n);
+    }
+    let mut long = b.clone();
+    long.push(0);
+    assert_eq!(decode_request(&long), None);
+    // A header count the rest cannot hold is refused before allocating.
+    let mut huge = Vec::new();
+    for f in [&b"GET"[..], b"/", b""] {
+        put_bytes(&mut huge, f);
+    }
+    put_u32(&mut huge, u32::MAX);
+    assert_eq!(decode_request(&huge), None);
+    // Header values stay bytes, even when they are not UTF-8.
+    let mut bad = Vec::new();
+    for f in [&b"GET"[..], b"/", b""] {
+        put_bytes(&mut bad, f);
+    }
+    put_u32(&mut bad, 1);
+    put_bytes(&mut bad, b"X-A");
+    put_bytes(&mut bad, b"a\xffb");
+    put_bytes(&mut bad, b"");
+    let got = decode_request(&bad).unwrap();
+    assert_eq!(got.header_bytes("x-a"), Some(&b"a\xffb"[..]));
+    assert_eq!(got.header("X-A"), None);
+    assert_eq!(encode_request(&got), bad);
+}
+
+#[test]
+fn response_encoding() {
+    let r = Response::text(200, "ok");
+    let mut want = Vec::new();
+    want.extend_from_slice(&200u32.to_le_bytes());
+    want.extend_from_slice(&1u32.to_le_bytes());
+    want.extend_from_slice(b"\x0c\x00\x00\x00Content-Type");
+    want.extend_from_slice(b"\x19\x00\x00\x00text/plain; charset=utf-8");
+    want.extend_from_slice(b"\x02\x00\x00\x00ok");
+    assert_eq!(encode_response(&r), want);
+    assert_eq!(
+        encode_response(&Response::bytes(204, Vec::new())),
+        b"\xcc\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    );
+}
+
+#[test]
+fn response_helpers() {
+    let r = Response::method_not_allowed("GET, HEAD");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body, b"method not allowed\n");
+    let hs: Vec<_> = r
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hs,
+        vec![("Content-Type", TEXT_PLAIN), ("Allow", "GET, HEAD")]
+    );
+    let r = Response::not_found();
+    assert_eq!((r.status, r.body.as_slice()), (404, &b"not found\n"[..]));
+    let r = Response::json(429, "{}")
+        .set_header("Retry-After", "5")
+        .set_header("retry-after", "6");
+    let hs: Vec<_> = r
+        .headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hs,
+        vec![("Content-Type", "application/json"), ("retry-after", "6")]
+    );
+    let r = Response::bytes(200, b"x".to_vec())
+        .with_header("A", "1")
+        .with_header("A", "2");
+    assert_eq!(
+        r.headers.values("a").collect::<Vec<_>>(),
+        vec![&b"1"[..], b"2"]
+    );
+    let r = Response::bytes(200, Vec::new()).set_header("X-Raw", &b"\xff"[..]);
+    assert_eq!(r.headers.get_bytes("x-raw"), Some(&b"\xff"[..]));
+    let mut h = Headers::new();
+    h.add("A", "1");
+    h.add("B", "2");
+    h.del("b");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h.get("B"), None);
+}
+
+#[test]
+fn response_check() {
+    let cases: Vec<(Response, Option<&str>)> = vec![
+        (Response::text(200, "ok"), None),
+        (Response::text(599, ""), None),
+        (Response::text(99, ""), Some("status 99 is not 200-599")),
+        (Response::text(101, ""), Some("status 101 is not 200-599")),
+        (Response::text(600, ""), Some("status 600 is not 200-599")),
+        (
+            Response::bytes(200, vec![0u8; MAX_BODY_SIZE + 1]),
+            Some("body is 33554433 bytes; the limit is 32 MiB"),
+        ),
+        (
+            Response::bytes(200, Vec::new()).set_header("X", "a".repeat(MAX_HEADER_SIZE)),
+            Some("headers total 65537 bytes; the limit is 64 KiB"),
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(r.check().as_deref(), want);
+    }
+    let mut r = Response::bytes(200, Vec::new());
+    for _ in 0..4097 {
+        r.headers.add("A", "");
+    }
+    assert_eq!(
+        r.check().as_deref(),
+        Some("4097 headers; the limit is 4096")
+    );
+}
+
+#[test]
+fn key_list_entry_list_batch_and_list_options() {
+    assert_eq!(
+        encode_key_list(&["a", "bc"]),
+        b"\x02\x00\x00\x00\x01\x00\x00\x00a\x02\x00\x00\x00bc"
+    );
+    assert_eq!(encode_key_list::<&[u8]>(&[]), b"\x00\x00\x00\x00");
+    let el = encode_entry_list(&[("k", "v"), ("", "")]);
+    assert_eq!(
+        el,
+        b"\x02\x00\x00\x00\x01\x00\x00\x00k\x01\x00\x00\x00v\x00\x00\x00\x00\x00\x00\x00\x00"
+    );
+    assert_eq!(
+        decode_entry_list(&el),
+        Some(vec![
+            Entry {
+                key: b"k".to_vec(),
+                value: b"v".to_vec()
+            },
+            Entry::default()
+        ])
+    );
+    assert_eq!(decode_entry_list(&el[..el.len() - 1]), None);
+    assert_eq!(decode_entry_list(b"\xff\xff\xff\xff"), None);
+
+    let bg = b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00x\x00\x00\x00\x00\x00\x00\x00\x00";
+    assert_eq!(decode_batch_get(bg), Some(vec![Some(b"x".to_vec()), None]));
+    assert_eq!(decode_batch_get(&bg[1..]), None);
+
+    // flags, limit, then start (2), startAfter (4), end (8), prefix (16) when set.
+    assert_eq!(
+        encode_list_options(&ListOptions::new()),
+        b"\x00\x00\x00\x00\x00\x00\x00\x00"
+    );
+    let o = ListOptions::new()
+        .prefix("t:")
+        .end("t:z")
+        .reverse(true)
+        .limit(128);
+    assert_eq!(o.end.as_deref(), Some(&b"t:z"[..]));
+    assert_eq!(
+        encode_list_options(&o),
+        b"\x19\x00\x00\x00\x80\x00\x00\x00\x03\x00\x00\x00t:z\x02\x00\x00\x00t:"
+    );
+    let o = ListOptions::new().start("").start_after("b").limit(1);
+    assert_eq!(
+        encode_list_options(&o),
+        b"\x06\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00b"
+    );
+}
+
+#[test]
+fn query_params() {
+    let r = req("GET", "/", "a=1&b=x+y%21&a=2&c&d=&e%20f=3&g=%zz%4&h=%41");
+    assert_eq!(r.query_param("a").as_deref(), Some("1"));
+    assert_eq!(r.query_param("b").as_deref(), Some("x y!"));
+    assert_eq!(r.query_param("c").as_deref(), Some(""));
+    assert_eq!(r.query_param("d").as_deref(), Some(""));
+    assert_eq!(r.query_param("e f").as_deref(), Some("3"));
+    assert_eq!(r.query_param("e%20f").as_deref(), Some("3"));
+    assert_eq!(r.query_param("g").as_deref(), Some("%zz%4"));
+    assert_eq!(r.query_param("h").as_deref(), Some("A"));
+    assert_eq!(r.query_param("zz"), None);
+    assert_eq!(req("GET", "/", "").query_param("a"), None);
+    assert_eq!(
+        req("GET", "/", "a=%ff").query_param_bytes("a"),
+        Some(vec![0xff])
+    );
+    assert_eq!(&*unescape(b"100%"), b"100%");
+    assert_eq!(&*unescape(b"%41%4"), b"A%4");
+    assert_eq!(&*unescape(b"%41%41"), b"AA");
+}
+
+#[test]
+fn query_int() {
+    let r = req(
+        "GET",
+        "/",
+        "limit=5&neg=-3&plus=%2B7&bad=1x&empty=&big=9223372036854775808",
+    );
+    assert_eq!(r.query_int("limit", 10), Ok(5));
+    assert_eq!(r.query_int("neg", 10), Ok(-3));
+    assert_eq!(r.query_int("plus", 10), Ok(7));
+    assert_eq!(r.query_int("missing", 10), Ok(10));
+    assert_eq!(r.query_int("empty", 10), Ok(10));
+    let e = r.query_int("bad", 10).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"query parameter bad="1x" is not an integer"#
+    );
+    assert_eq!(e.status(), None);
+    assert!(r.query_int("big", 0).is_err());
+}
+
+#[test]
+fn keys() {
+    assert_eq!(padded_key("ticket:", 42), b"ticket:00000000000000000042");
+    assert_eq!(padded_key("", u64::MAX), b"18446744073709551615");
+    assert!(padded_key("t:", 9) < padded_key("t:", 10));
+    assert!(uint64_key("t:", 255) < uint64_key("t:", 256));
+    assert_eq!(
+        uint64_key("t:", 0x0102030405060708),
+        b"t:\x01\x02\x03\x04\x05\x06\x07\x08"
+    );
+    assert_eq!(key_uint64(&uint64_key("t:", 1234), "t:"), Some(1234));
+    let mut k = uint64_key("t:", 7);
+    k.extend_from_slice(&[0, 0, 0, 1]);
+    assert_eq!(key_uint64(&k, "t:"), Some(7));
+    assert_eq!(key_uint64(b"t:1", "t:"), None);
+    assert_eq!(
+        key_uint64(b"u:\x00\x00\x00\x00\x00\x00\x00\x01", "t:"),
+        None
+    );
+}
+
+#[test]
+fn status_table() {
+    let names = [
+        "OK",
+        "NOT_FOUND",
+        "BAD_POINTER",
+        "KEY_TOO_LARGE",
+        "VALUE_TOO_LARGE",
+        "TOO_MANY_KEYS",
+        "INVALID_ARGUMENT",
+        "STORAGE_FAILURE",
+        "NO_TRANSACTION",
+        "TOO_DEEP",
+        "RESULT_TOO_LARGE",
+        "NOT_ALLOWED",
+        "EVENT_CANCELLED",
+    ];
+    assert_eq!(Status::ALL.len(), names.len());
+    for (i, s) in Status::ALL.iter().enumerate() {
+        assert_eq!(s.code(), i as i32);
+        assert_eq!(s.name(), names[i]);
+        assert_eq!(Status::from_code(i as i32), Some(*s));
+    }
+    assert_eq!(Status::from_code(13), None);
+    assert_eq!(Status::from_code(-1), None);
+
+    // The source has one `    CamelName = N,` line per status (a host test parses it).
+    let src = include_str!("status.rs");
+    let mut seen = 0;
+    for line in src.lines() {
+        if let Some(rest) = line.strip_prefix("    ") {
+            let parts: Vec<&str> = rest.trim_end_matches(',').split(" = ").collect();
+            if parts.len() == 2
+                && line.ends_with(',')
+                && parts[1].parse::<i32>().is_ok()
+                && !rest.contains('(')
+            {
+                let camel: String = names[parts[1].parse::<usize>().unwrap()]
+                    .split('_')
+                    .map(|p| p[..1].to_string() + &p[1..].to_lowercase())
+                    .collect();
+                assert_eq!(parts[0], camel);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, names.len());
+}
+
+#[test]
+fn errors() {
+    let e = Error::host("storage_put", Status::KeyTooLarge.code());
+    assert_eq!(e.to_string(), "dowasm: storage_put: KEY_TOO_LARGE");
+    assert!(e.is(Status::KeyTooLarge));
+    assert!(!e.is(Status::ValueTooLarge));
+    assert_eq!(e.op(), "storage_put");
+    assert_eq!(Error::host("", 5).to_string(), "dowasm: TOO_MANY_KEYS");
+    assert_eq!(Error::host("x", 99).to_string(), "dowasm: x: STATUS_99");
+    assert_eq!(Error::host("x", 99).status(), None);
+    assert_eq!(Error::host("x", 99).code(), 99);
+    let app: Error = "boom".into();
+    assert_eq!((app.to_string().as_str(), app.status()), ("boom", None));
+    assert_eq!(
+        e.clone().join(app).to_string(),
+        "dowasm: storage_put: KEY_TOO_LARGE\nboom"
+    );
+}
+
+#[test]
+fn native_host_calls_fail_with_not_allowed() {
+    let ctx = Context::new();
+    let s = ctx.storage();
+    let e = s.get("k").unwrap_err();
+    assert!(e.is(Status::NotAllowed), "{}", e);
+    assert_eq!(e.to_string(), "dowasm: storage_get: NOT_ALLOWED");
+    assert!(s.put("k", "v").unwrap_err().is(Status::NotAllowed));
+    assert!(s
+        .list(&ListOptions::new())
+        .unwrap_err()
+        .is(Status::NotAllowed));
+    assert_eq!(
+        s.transaction(|_| Ok(1)).unwrap_err().to_string(),
+        "dowasm: txn_begin: NOT_ALLOWED"
+    );
+    assert_eq!(ctx.id(), "");
+    assert_eq!(ctx.name(), None);
+    assert!(now() > 1_600_000_000_000);
+}
+
+#[test]
+fn go_quote() {
+    assert_eq!(quote("abc"), r#""abc""#);
+    assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
+    assert_eq!(
+        quote("\x07\x08\x0c\n\r\t\x0b\x00\x1f\x7f"),
+        r#""\a\b\f\n\r\t\v\x00\x1f\x7f""#
+    );
+    assert_eq!(quote(b"a\xffb\xe2\x82x"), r#""a\xffb\xe2\x82x""#);
+    assert_eq!(
+        quote("h\u{e9}\u{a0}\u{ad}\u{85}\u{4e16}\u{1f600}"),
+        "\"h\u{e9}\\u00a0\\u00ad\\u0085\u{4e16}\u{1f600}\""
+    );
+    assert_eq!(quote("\u{feff}\u{e0001}"), r#""\ufeff\U000e0001""#);
+    assert_eq!(quote(b"\xe2\x82"), r#""\xe2\x82""#);
+}

@@ -1,0 +1,51 @@
+//! The README's object compiles against the public API, and export! generates the guest exports.
+//! Natively there is no host, so the constructor (which reads storage) fails.
+
+use dowasm::{Context, Object, Request, Response, Result, Storage};
+
+struct Counter {
+    store: Storage,
+    value: i64,
+}
+
+impl Object for Counter {
+    fn new(ctx: &Context) -> Result<Self> {
+        let store = ctx.storage();
+        let value = store.get_i64("value")?.unwrap_or(0);
+        Ok(Counter { store, value })
+    }
+
+    fn fetch(&mut self, req: Request) -> Result<Response> {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/increment") => {
+                self.store.put_i64("value", self.value + 1)?;
+                self.value += 1;
+            }
+            ("GET", "/") => {}
+            _ => return Ok(Response::not_found()),
+        }
+        Ok(Response::text(200, self.value.to_string()))
+    }
+}
+
+dowasm::export!(Counter);
+
+// The exports are #[no_mangle] functions inside an anonymous const: reach them by symbol.
+extern "C" {
+    fn dowasm_abi_v1();
+    fn dowasm_init() -> i32;
+    fn dowasm_fetch(req_len: i32) -> i32;
+}
+
+#[test]
+fn exports_exist_and_fail_without_a_host() {
+    unsafe {
+        dowasm_abi_v1();
+        assert_eq!(dowasm_fetch(0), 1, "fetch before a successful init fails");
+        assert_eq!(
+            dowasm_init(),
+            1,
+            "the constructor's storage read fails off WebAssembly"
+        );
+    }
+}

@@ -25,8 +25,9 @@ var benchLanguages = []struct {
 }
 
 // BenchmarkLanguage measures, per guest language, the counter example's module size, cold
-// compile (no compilation cache), memory per live instance, wake of an evicted object to its
-// first response, and warm events on one object:
+// compile (no compilation cache), time to create an instance (instantiate, init, first event of
+// a new object) and memory per live instance, wake of an evicted object to its first response,
+// and warm events on one object:
 //
 //	go test -run '^$' -bench BenchmarkLanguage -benchtime 2s ./host/
 func BenchmarkLanguage(b *testing.B) {
@@ -74,6 +75,7 @@ func BenchmarkLanguage(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/new-instance")
 			runtime.GC()
 			live := float64(rt.Stats().LiveInstances - 1)
 			b.ReportMetric(float64(rss()-rss0)/live, "rss-bytes/instance")

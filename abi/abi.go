@@ -12,6 +12,13 @@ import (
 	"strings"
 )
 
+// MaxAlarmRetries is how many times a failed alarm handler is retried before the alarm is dropped, and
+// AlarmBackoffMs the first retry's delay (doubling each time, with ±25% jitter).
+const (
+	MaxAlarmRetries = 6
+	AlarmBackoffMs  = 2000
+)
+
 // Version is the ABI major version this host implements. A guest announces the version it was
 // built for by exporting a function named VersionExportPrefix followed by the number.
 const Version = 1
@@ -246,6 +253,15 @@ var HostFuncs = []Func{
 	{Name: "txn_rollback", Results: []ValType{I32},
 		Statuses: []Status{NoTransaction, StorageFailure},
 		Doc:      "Discards every write made since the innermost txn_begin and ends that transaction."},
+	{Name: "alarm_set", Params: []Param{{Name: "time_ms", Type: I64}}, Results: []ValType{I32},
+		Statuses: []Status{InvalidArgument, NotAllowed, StorageFailure, EventCancelled},
+		Doc:      "Sets the object's one alarm (replacing any) to time_ms, milliseconds since the Unix epoch, inside the current transaction."},
+	{Name: "alarm_get", Results: []ValType{I32},
+		Statuses: []Status{NotFound, StorageFailure, EventCancelled},
+		Doc:      "Stages the alarm time as an 8-byte little-endian i64 (ms since the epoch); returns 8. NOT_FOUND when no alarm is set."},
+	{Name: "alarm_delete", Results: []ValType{I32},
+		Statuses: []Status{StorageFailure, EventCancelled},
+		Doc:      "Deletes the alarm inside the current transaction; returns 1 if one was set, 0 if not."},
 }
 
 // GuestExports are the functions a guest exports. Memory must be exported as "memory".
@@ -256,6 +272,8 @@ var GuestExports = []Func{
 		Doc: "Constructor: runs once per new instance before its first event (after _initialize, if exported). Non-zero fails the event."},
 	{Name: "dowasm_fetch", Params: []Param{p("req_len")}, Results: []ValType{I32},
 		Doc: "Handles an HTTP request staged as the current result (req_len bytes). Sets the response with response_set; returns 0, or non-zero to fail the event."},
+	{Name: "dowasm_alarm", Params: []Param{p("retry_count"), p("is_retry")}, Results: []ValType{I32}, Optional: true,
+		Doc: "Handles the object's alarm. retry_count is 0 on the first attempt; is_retry is 1 on retries. Returns 0, or non-zero to fail (the alarm is retried with backoff)."},
 	{Name: "_initialize", Optional: true,
 		Doc: "WASI reactor initializer (Go, TinyGo); called once right after instantiation when present."},
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// hostFunc implements one entry of abi.HostFuncs. args are the call's i32 parameters; the
+// hostFunc implements one entry of abi.HostFuncs. args are the call's parameters (i32, or i64 for times); the
 // result is the i32 returned to the guest (>= 0 success, -status failure). It must never panic
 // on guest input: every pointer goes through read/write, which check bounds.
 type hostFunc func(in *instance, args []uint64) int32
@@ -38,6 +39,9 @@ var hostFuncs = map[string]hostFunc{
 	"txn_begin":            hfTxnBegin,
 	"txn_commit":           hfTxnCommit,
 	"txn_rollback":         hfTxnRollback,
+	"alarm_set":            hfAlarmSet,
+	"alarm_get":            hfAlarmGet,
+	"alarm_delete":         hfAlarmDelete,
 }
 
 type instanceKey struct{}
@@ -511,6 +515,84 @@ func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
 	if err := db.DeleteAll(); err != nil {
 		return in.storageStatus(err)
 	}
+	// deleteAll removes the alarm too (as on Cloudflare since 2023).
+	if s := in.deleteAlarm(db); s < 0 {
+		return s
+	}
+	return 0
+}
+
+func hfAlarmSet(in *instance, a []uint64) int32 {
+	t := int64(a[0])
+	if !in.obj.class.hasAlarm {
+		return fail(abi.NotAllowed)
+	}
+	r := in.obj.class.rt
+	if t < 0 || t > r.clock.Now().Add(r.cfg.AlarmHorizon).UnixMilli() {
+		return fail(abi.InvalidArgument)
+	}
+	db, s := in.writeDB()
+	if db == nil {
+		return s
+	}
+	if err := db.SetMeta(metaAlarm, strconv.AppendInt(nil, t, 10)); err != nil {
+		return in.storageStatus(err)
+	}
+	// A new alarm starts with no failed attempts.
+	if _, err := db.DeleteMeta(metaAlarmRetry); err != nil {
+		return in.storageStatus(err)
+	}
+	in.obj.alarmTouched = true
+	in.ev.alarmDeleted = false
+	return 0
+}
+
+func hfAlarmGet(in *instance, _ []uint64) int32 {
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	t, ok, err := readMetaInt(db, metaAlarm)
+	if err != nil {
+		return in.storageStatus(err)
+	}
+	if !ok {
+		in.clearStaged()
+		return fail(abi.NotFound)
+	}
+	return in.stage(binary.LittleEndian.AppendUint64(in.staged[:0], uint64(t)))
+}
+
+func hfAlarmDelete(in *instance, _ []uint64) int32 {
+	db, s := in.db()
+	if db == nil {
+		return s
+	}
+	if _, ok, err := db.Meta(metaAlarm); err != nil {
+		return in.storageStatus(err)
+	} else if !ok {
+		in.ev.alarmDeleted = true // deleting nothing still cancels a retry of the running alarm
+		return 0
+	}
+	db, s = in.writeDB()
+	if db == nil {
+		return s
+	}
+	if s := in.deleteAlarm(db); s < 0 {
+		return s
+	}
+	return 1
+}
+
+// deleteAlarm removes the object's alarm and its retry count in the current transaction.
+func (in *instance) deleteAlarm(db *storage.DB) int32 {
+	for _, k := range []string{metaAlarm, metaAlarmRetry} {
+		if _, err := db.DeleteMeta(k); err != nil {
+			return in.storageStatus(err)
+		}
+	}
+	in.obj.alarmTouched = true
+	in.ev.alarmDeleted = true
 	return 0
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // ErrOverloaded is wrapped when an object's queue is full.
@@ -36,7 +37,10 @@ func (e *EventError) Unwrap() error { return e.Err }
 
 type eventKind int
 
-const eventFetch eventKind = 1
+const (
+	eventFetch eventKind = 1
+	eventAlarm eventKind = 2
+)
 
 type eventResult struct {
 	resp *abi.Response
@@ -59,6 +63,10 @@ type event struct {
 	savepoint  bool // the event's savepoint "ev" is open (from its first write)
 	storageErr error
 	result     eventResult
+	// alarm events: the retry count delivered, and whether the handler's last alarm call
+	// deleted the alarm (which cancels the retry if the handler then fails)
+	alarmRetry   int
+	alarmDeleted bool
 }
 
 // registry maps object keys to their loops. It is sharded so that different objects rarely
@@ -132,6 +140,16 @@ type object struct {
 	inst          *instance
 	batch         []*event
 	txOpen        bool // the current batch's transaction has begun (at its first write)
+
+	// alarms (see alarms.go): alarmTouched says an event of the batch may have changed the
+	// alarm; pendingAlarm is the alarm the batch is about to commit; indexAt is this object's
+	// entry in the class's alarm index (valid when indexKnown; absent unless indexHas).
+	alarmTouched    bool
+	pendingAlarm    int64
+	pendingAlarmSet bool
+	indexAt         int64
+	indexHas        bool
+	indexKnown      bool
 }
 
 // beginWrite makes sure the batch's transaction and ev's savepoint are open before a write.
@@ -363,9 +381,22 @@ func (o *object) process(batch []*event) {
 	for _, ev := range batch {
 		if fatal := o.runEvent(db, ev); fatal != nil {
 			db.Rollback()
+			o.alarmTouched = false
 			o.evict()
 			o.nameChecked = false
 			o.failAll(batch, fatal)
+			return
+		}
+	}
+	committed := o.txOpen
+	if o.alarmTouched && o.txOpen {
+		if err := o.alarmBeforeCommit(db); err != nil {
+			// Committing an alarm the index might not know of could lose it: fail instead.
+			db.Rollback()
+			o.txOpen, o.alarmTouched, o.indexKnown = false, false, false
+			o.evict()
+			o.nameChecked = false
+			o.failAll(batch, fmt.Errorf("alarm index, writes lost: %w", err))
 			return
 		}
 	}
@@ -378,10 +409,15 @@ func (o *object) process(batch []*event) {
 		o.txOpen = false
 		o.evict()
 		o.nameChecked = false
+		o.alarmTouched = false
 		o.failAll(batch, fmt.Errorf("commit failed, writes lost: %w", err))
 		return
 	}
 	o.txOpen = false
+	if o.alarmTouched {
+		o.alarmTouched = false
+		o.alarmAfterCommit(db, committed)
+	}
 	for _, ev := range batch {
 		ev.done <- ev.result
 		ev.db, ev.ctx = nil, nil
@@ -416,11 +452,20 @@ func (o *object) failAll(batch []*event, err error) {
 // runEvent runs one event in a savepoint. A guest failure is recorded in ev.result; the returned
 // error is reserved for failures that make the whole batch's transaction unusable.
 func (o *object) runEvent(db *storage.DB, ev *event) error {
+	if ev.kind == eventAlarm {
+		return o.runAlarm(db, ev)
+	}
+	return o.runEventWith(db, ev, func() error { return o.dispatch(ev) })
+}
+
+// runEventWith runs fn as event ev: with the event's deadline, in its savepoint (opened by the
+// first write), rolled back and the instance discarded if fn fails.
+func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error {
 	r := o.class.rt
 	ctx, cancel := context.WithTimeout(r.shutdown, r.cfg.EventTimeout)
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
-	err := o.dispatch(ev)
+	err := fn()
 	if err == nil && ev.storageErr != nil {
 		err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
 	}
@@ -469,6 +514,15 @@ func (o *object) dispatch(ev *event) error {
 			in.staged = nil // do not pin a large request or value in an idle instance
 		}
 		return err
+	case eventAlarm:
+		if in.alarm == nil {
+			return errors.New("the class exports no dowasm_alarm handler")
+		}
+		isRetry := uint64(0)
+		if ev.alarmRetry > 0 {
+			isRetry = 1
+		}
+		return in.call(ev, in.alarm, "alarm", uint64(ev.alarmRetry), isRetry)
 	}
 	return fmt.Errorf("unknown event kind %d", ev.kind)
 }
@@ -479,6 +533,7 @@ type instance struct {
 	mod    api.Module
 	init   api.Function
 	fetch  api.Function
+	alarm  api.Function // nil when the class has no alarm handler
 	stack  [2]uint64
 	ctxVal context.Context
 
@@ -500,7 +555,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 		WithStartFunctions().
 		WithStdout(out).
 		WithStderr(out).
-		WithSysWalltime().
+		WithWalltime(r.walltime, sys.ClockResolution(time.Microsecond)).
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
 	ctx := experimental.WithMemoryAllocator(ev.ctx, experimental.MemoryAllocatorFunc(allocateMemory))
@@ -508,7 +563,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch")}
+	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm")}
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {

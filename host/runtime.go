@@ -53,6 +53,15 @@ type Config struct {
 	CacheDir string
 	// Logger receives structured logs; nil means discard.
 	Logger *slog.Logger
+	// Clock is the wall clock of alarms and of guests (their WASI realtime clock). Default: the
+	// system clock. Tests use a ManualClock.
+	Clock Clock
+	// AlarmHorizon is how far ahead an alarm may be set; alarm_set refuses later times with
+	// INVALID_ARGUMENT. Default 10 years.
+	AlarmHorizon time.Duration
+	// AlarmConcurrency bounds the alarm events running at once across the runtime, so a backlog
+	// of due alarms (after downtime) cannot starve live traffic. Default 64.
+	AlarmConcurrency int
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +92,15 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.AlarmHorizon <= 0 {
+		c.AlarmHorizon = 10 * 365 * 24 * time.Hour
+	}
+	if c.AlarmConcurrency <= 0 {
+		c.AlarmConcurrency = 64
+	}
 }
 
 // Runtime hosts object classes.
@@ -103,6 +121,13 @@ type Runtime struct {
 	shutdown       context.Context
 	cancelShutdown context.CancelFunc
 	loops          sync.WaitGroup
+	// bg counts the alarm schedulers and their deliveries; alarmSlots bounds the deliveries.
+	bg              sync.WaitGroup
+	alarmSlots      chan struct{}
+	alarmsDelivered atomic.Int64
+	alarmRuns       atomic.Int64
+	alarmFailures   atomic.Int64
+	clock           Clock
 
 	// Counters for tests and metrics.
 	liveInstances atomic.Int64
@@ -149,10 +174,17 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg: cfg, log: cfg.Logger, wz: wz, store: st,
 		classes: map[string]*Class{},
 		liveIDs: map[string]int{},
+		clock:   cfg.Clock, alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
 	}
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
 	r.objects.init()
 	return r, nil
+}
+
+// walltime is the guests' WASI wall clock: the runtime's Clock.
+func (r *Runtime) walltime() (int64, int32) {
+	t := r.clock.Now()
+	return t.Unix(), int32(t.Nanosecond())
 }
 
 // Store exposes the storage layer (tests and tools inspect objects' databases through it).
@@ -165,6 +197,9 @@ type Stats struct {
 	// above 1 is a broken invariant.
 	MaxLivePerID  int64
 	ActiveObjects int
+	// AlarmDeliveries counts alarm events delivered by the schedulers (including ones that found
+	// the alarm not due); AlarmRuns the calls of alarm handlers, AlarmFailures the failed ones.
+	AlarmDeliveries, AlarmRuns, AlarmFailures int64
 }
 
 func (r *Runtime) Stats() Stats {
@@ -174,6 +209,10 @@ func (r *Runtime) Stats() Stats {
 		Destroyed:     r.destroyed.Load(),
 		MaxLivePerID:  r.maxLivePerID.Load(),
 		ActiveObjects: r.objects.count(),
+
+		AlarmDeliveries: r.alarmsDelivered.Load(),
+		AlarmRuns:       r.alarmRuns.Load(),
+		AlarmFailures:   r.alarmFailures.Load(),
 	}
 }
 
@@ -189,6 +228,10 @@ type Class struct {
 	name string
 	mod  wazero.CompiledModule
 	ns   *id.Namespace
+
+	hasAlarm  bool // the module exports dowasm_alarm
+	alarms    *storage.AlarmIndex
+	alarmKick chan struct{}
 }
 
 // Name is the class's name.
@@ -225,7 +268,8 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 		cm.Close(ctx)
 		return nil, fmt.Errorf("class %s: %w", name, err)
 	}
-	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key)}
+	_, hasAlarm := cm.ExportedFunctions()["dowasm_alarm"]
+	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key), hasAlarm: hasAlarm, alarmKick: make(chan struct{}, 1)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -236,7 +280,15 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 		cm.Close(ctx)
 		return nil, fmt.Errorf("class %s: already loaded", name)
 	}
+	// Every class has an alarm index, also one without a handler today: its objects may hold
+	// alarms set by an earlier version of the class.
+	if c.alarms, err = r.store.OpenAlarmIndex(name); err != nil {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("class %s: %w", name, err)
+	}
 	r.classes[name] = c
+	r.bg.Add(1)
+	go c.runAlarms()
 	return c, nil
 }
 
@@ -347,14 +399,29 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Unlock()
 	r.objects.closeAll()
 	r.cancelShutdown()
-	done := make(chan struct{})
+	done, bgDone := make(chan struct{}), make(chan struct{})
 	go func() { r.loops.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return fmt.Errorf("host: shutdown: %w (object loops still running)", ctx.Err())
 	}
-	err := r.store.Close()
+	// Alarm schedulers stop at the shutdown signal; their deliveries end with the loops.
+	go func() { r.bg.Wait(); close(bgDone) }()
+	select {
+	case <-bgDone:
+	case <-ctx.Done():
+		return fmt.Errorf("host: shutdown: %w (alarm schedulers still running)", ctx.Err())
+	}
+	var err error
+	for _, c := range r.classes {
+		if cerr := c.alarms.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if cerr := r.store.Close(); err == nil {
+		err = cerr
+	}
 	if cerr := r.wz.Close(context.Background()); err == nil {
 		err = cerr
 	}

@@ -543,3 +543,12 @@ func (d *DB) SetMeta(key string, val []byte) error {
 	_, err := d.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, val)
 	return err
 }
+
+// DeleteMeta removes a metadata key and reports whether it existed.
+func (d *DB) DeleteMeta(key string) (bool, error) {
+	if d.absent {
+		return false, nil
+	}
+	n, err := d.exec("DELETE FROM meta WHERE key = ?", key)
+	return n > 0, err
+}

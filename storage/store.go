@@ -102,6 +102,9 @@ func (s *Store) Path(class, id string) string {
 	return filepath.Join(s.opts.Dir, class, id[0:2], id[2:4], id+".sqlite")
 }
 
+// ClassDir is the directory holding a class's object databases (and its alarm index).
+func (s *Store) ClassDir(class string) string { return filepath.Join(s.opts.Dir, class) }
+
 // Exists reports whether the object has a database, without creating one.
 func (s *Store) Exists(class, id string) bool {
 	_, err := os.Stat(s.Path(class, id))

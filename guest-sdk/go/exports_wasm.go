@@ -16,3 +16,10 @@ func exportInit() int32 { return runInit() }
 
 //go:wasmexport dowasm_fetch
 func exportFetch(reqLen int32) int32 { return runFetch(reqLen) }
+
+// dowasm_alarm is exported by every module built with the SDK, whether or not its class handles
+// alarms (an export cannot depend on the class), so the host would accept alarm_set from any of
+// them: Storage.SetAlarm refuses instead when the class does not implement Alarmer.
+//
+//go:wasmexport dowasm_alarm
+func exportAlarm(retryCount, isRetry int32) int32 { return runAlarm(retryCount, isRetry) }

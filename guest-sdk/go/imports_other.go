@@ -2,6 +2,8 @@
 
 package dowasm
 
+import "time"
+
 // Outside WebAssembly there is no dowasm host: every host call fails with NOT_ALLOWED. This
 // build exists so `go vet` and `go test` work on the SDK (and on classes) with the native
 // toolchain; objects only run when compiled with GOOS=wasip1 GOARCH=wasm.
@@ -29,3 +31,9 @@ func (rawABI) deleteAll() int32         { return notAllowed }
 func (rawABI) txnBegin() int32          { return notAllowed }
 func (rawABI) txnCommit() int32         { return notAllowed }
 func (rawABI) txnRollback() int32       { return notAllowed }
+func (rawABI) alarmSet(int64) int32     { return notAllowed }
+func (rawABI) alarmGet() int32          { return notAllowed }
+func (rawABI) alarmDelete() int32       { return notAllowed }
+
+// The clock is the only host service with a native stand-in: the system clock.
+func (rawABI) nowNanos() int64 { return time.Now().UnixNano() }

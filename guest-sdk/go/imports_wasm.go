@@ -7,11 +7,12 @@ import "unsafe"
 // The host functions of ABI v1 (abi/ABI.md), imported from module "dowasm". This is the only
 // file that uses unsafe; every other file works with byte slices and strings.
 //
-// Every parameter is an i32. Pointers are passed as unsafe.Pointer, which //go:wasmimport lowers
-// to an i32 (wasm32 addresses); lengths as uint32, also an i32. Passing a pointer to a Go object
-// is allowed for wasmimport calls: the collector does not move heap objects, the object stays
-// reachable for the duration of the call, and the host copies what it needs before returning
-// (ABI "Memory ownership"). Empty slices pass a nil pointer with length 0.
+// Every parameter is an i32 except alarm_set's time, an i64. Pointers are passed as
+// unsafe.Pointer, which //go:wasmimport lowers to an i32 (wasm32 addresses); lengths as uint32,
+// also an i32. Passing a pointer to a Go object is allowed for wasmimport calls: the collector
+// does not move heap objects, the object stays reachable for the duration of the call, and the
+// host copies what it needs before returning (ABI "Memory ownership"). Empty slices pass a nil
+// pointer with length 0.
 
 //go:wasmimport dowasm result_read
 func hostResultRead(ptr unsafe.Pointer, n uint32) int32
@@ -64,6 +65,27 @@ func hostTxnCommit() int32
 //go:wasmimport dowasm txn_rollback
 func hostTxnRollback() int32
 
+// alarm_set takes the time as an i64 (milliseconds since the Unix epoch): int64 lowers to i64.
+//
+//go:wasmimport dowasm alarm_set
+func hostAlarmSet(timeMs int64) int32
+
+//go:wasmimport dowasm alarm_get
+func hostAlarmGet() int32
+
+//go:wasmimport dowasm alarm_delete
+func hostAlarmDelete() int32
+
+// The WASI realtime clock, for Now. The Go and TinyGo runtimes import it too (for time.Now);
+// importing it here as well spares modules that do not use package time its ~250 KB.
+//
+//go:wasmimport wasi_snapshot_preview1 clock_time_get
+func wasiClockTimeGet(id uint32, precision uint64, out unsafe.Pointer) uint32
+
+const wasiClockRealtime = 0
+
+var clockOut uint64
+
 func ptr(b []byte) unsafe.Pointer {
 	if len(b) == 0 {
 		return nil
@@ -105,3 +127,14 @@ func (rawABI) deleteAll() int32           { return hostStorageDeleteAll() }
 func (rawABI) txnBegin() int32            { return hostTxnBegin() }
 func (rawABI) txnCommit() int32           { return hostTxnCommit() }
 func (rawABI) txnRollback() int32         { return hostTxnRollback() }
+func (rawABI) alarmSet(ms int64) int32    { return hostAlarmSet(ms) }
+func (rawABI) alarmGet() int32            { return hostAlarmGet() }
+func (rawABI) alarmDelete() int32         { return hostAlarmDelete() }
+
+// nowNanos reads the WASI realtime clock in nanoseconds since the Unix epoch; 0 on an error.
+func (rawABI) nowNanos() int64 {
+	if wasiClockTimeGet(wasiClockRealtime, 0, unsafe.Pointer(&clockOut)) != 0 {
+		return 0
+	}
+	return int64(clockOut)
+}

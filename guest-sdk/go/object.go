@@ -19,6 +19,10 @@
 //
 //	func main() {}
 //
+// A class that also implements Alarmer can schedule its own wake-ups: Storage.SetAlarm sets
+// the object's alarm, and the host calls Alarm at or after that time, even when the object has no
+// other events.
+//
 // The SDK implements guest ABI v1 (abi/ABI.md in the dowasm repository) and exports the guest
 // functions itself. It uses no reflection, goroutines, encoding/json or net/http, so TinyGo can
 // compile it too.
@@ -39,6 +43,34 @@ const ABIVersion = 1
 type Class interface {
 	Fetch(req *Request) (*Response, error)
 }
+
+// Alarmer is implemented by a class that handles alarms. Storage.SetAlarm sets the object's one
+// alarm; at or after that time the host delivers an alarm event, which calls Alarm: an event like
+// a fetch, serialized with the object's other events, run in its own transaction and committed
+// before the host considers the alarm delivered. A class without an Alarm method cannot set
+// alarms (SetAlarm fails with ErrNotAllowed).
+//
+// Returning nil completes the alarm. Returning an error (or panicking) fails the attempt: its
+// writes are rolled back, the instance is discarded, and the host retries after 2 s, 4 s, 8 s, ...
+// (with jitter), at most 6 times, then drops the alarm and logs an error. Delivery is at least
+// once, so make Alarm safe to run again for the same alarm.
+type Alarmer interface {
+	Alarm(info AlarmInfo) error
+}
+
+// AlarmInfo describes an alarm delivery.
+type AlarmInfo struct {
+	RetryCount int  // 0 on the first attempt, then 1, 2, ... on the retries after failed attempts
+	IsRetry    bool // RetryCount > 0: an earlier attempt of this alarm failed
+}
+
+// Now returns the wall clock in milliseconds since the Unix epoch, the unit of alarm times: the
+// same time as time.Now().UnixMilli(), the WASI realtime clock, which the host serves from its own
+// clock (the one its alarms follow). Read it in every event that needs it rather than keeping it
+// across events. It returns 0 if the host refuses the clock. (Now reads the WASI clock directly:
+// importing package time would add ~250 KB to a standard-Go module that does not otherwise use
+// it.)
+func Now() int64 { return host.nowNanos() / 1e6 }
 
 // Constructor builds an instance's in-memory state. It runs once per instance, before the
 // instance's first event (when the object is first used, or wakes after eviction or a failure),
@@ -112,6 +144,11 @@ type instance struct {
 	obj       Object
 	class     Class
 	out       []byte // response encoding, reused between events
+
+	// While the constructor runs the class does not exist yet, so SetAlarm cannot tell whether it
+	// implements Alarmer: it notes the call, and runInit checks the class it gets.
+	constructing        bool
+	alarmSetInConstruct bool
 }
 
 var inst instance
@@ -148,6 +185,7 @@ func fail(msg string) int32 {
 
 func runInit() (rc int32) {
 	defer func() {
+		inst.constructing = false
 		if r := recover(); r != nil {
 			rc = fail("constructor panicked: " + panicMessage(r))
 		}
@@ -155,12 +193,17 @@ func runInit() (rc int32) {
 	if inst.construct == nil {
 		return fail("no class registered: call dowasm.Register from an init function of package main")
 	}
+	inst.constructing, inst.alarmSetInConstruct = true, false
 	c, err := inst.construct(&inst.obj)
+	inst.constructing = false // (also in the deferred function, for a panic)
 	if err != nil {
 		return fail("constructor: " + err.Error())
 	}
 	if c == nil {
 		return fail("constructor returned a nil Class")
+	}
+	if _, ok := c.(Alarmer); inst.alarmSetInConstruct && !ok {
+		return fail("constructor: " + errNoAlarmMethod.Error())
 	}
 	inst.class = c
 	afterEvent()
@@ -209,6 +252,33 @@ func fetch(reqLen int32) (rc int32) {
 	}
 	if cap(inst.out) > 64<<10 {
 		inst.out = nil // do not keep a large body's buffer between events
+	}
+	return 0
+}
+
+func runAlarm(retryCount, isRetry int32) int32 {
+	rc := alarm(retryCount, isRetry)
+	if rc == 0 {
+		afterEvent()
+	}
+	return rc
+}
+
+func alarm(retryCount, isRetry int32) (rc int32) {
+	defer func() {
+		if r := recover(); r != nil {
+			rc = fail("panic: " + panicMessage(r))
+		}
+	}()
+	if inst.class == nil {
+		return fail("dowasm_alarm before a successful dowasm_init")
+	}
+	a, ok := inst.class.(Alarmer)
+	if !ok {
+		return fail("dowasm_alarm: the class has no Alarm method (implement dowasm.Alarmer to handle alarms)")
+	}
+	if err := a.Alarm(AlarmInfo{RetryCount: int(retryCount), IsRetry: isRetry != 0}); err != nil {
+		return fail(err.Error())
 	}
 	return 0
 }

@@ -190,3 +190,137 @@ func TestResponseCheck(t *testing.T) {
 		}
 	}
 }
+
+type plainClass struct{}
+
+func (plainClass) Fetch(*Request) (*Response, error) { return nil, nil }
+
+type alarmClass struct {
+	plainClass
+	got []AlarmInfo
+	err error
+}
+
+func (a *alarmClass) Alarm(info AlarmInfo) error {
+	a.got = append(a.got, info)
+	return a.err
+}
+
+// withClass runs fn with c as the instance's class, then restores the instance.
+func withClass(t *testing.T, c Class, fn func()) {
+	t.Helper()
+	saved := inst
+	defer func() { inst = saved }()
+	inst.class = c
+	fn()
+}
+
+func TestSetAlarm(t *testing.T) {
+	s := &Storage{}
+	// A class without an Alarm method cannot set alarms; the host is not asked.
+	for _, c := range []Class{nil, plainClass{}} {
+		withClass(t, c, func() {
+			err := s.SetAlarm(1000)
+			var e *Error
+			if !errors.Is(err, ErrNotAllowed) || !errors.As(err, &e) || e.Op != "alarm_set" ||
+				err.Error() != "dowasm: alarm_set: the class has no Alarm method; implement dowasm.Alarmer to use alarms (NOT_ALLOWED)" {
+				t.Errorf("SetAlarm with class %T: %v", c, err)
+			}
+		})
+	}
+	withClass(t, &alarmClass{}, func() {
+		// A negative time is refused before calling the host.
+		err := s.SetAlarm(-5)
+		if !errors.Is(err, ErrInvalidArgument) || err.Error() != "dowasm: alarm_set: alarm time -5 ms is negative (INVALID_ARGUMENT)" {
+			t.Errorf("SetAlarm(-5): %v", err)
+		}
+		// Otherwise the host is called (off WebAssembly it answers NOT_ALLOWED).
+		if err := s.SetAlarm(0); !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: alarm_set: NOT_ALLOWED" {
+			t.Errorf("SetAlarm(0) natively: %v", err)
+		}
+	})
+	// In the constructor the class does not exist yet: the call goes through and is noted.
+	saved := inst
+	defer func() { inst = saved }()
+	inst = instance{construct: func(*Object) (Class, error) {
+		if err := s.SetAlarm(1); !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: alarm_set: NOT_ALLOWED" {
+			t.Errorf("SetAlarm in the constructor: %v", err)
+		}
+		return plainClass{}, nil
+	}}
+	if rc := runInit(); rc == 0 || inst.class != nil || !inst.alarmSetInConstruct {
+		t.Errorf("a constructor of a class without Alarm that set an alarm succeeded (rc %d)", rc)
+	}
+	inst = instance{construct: func(*Object) (Class, error) {
+		_ = s.SetAlarm(1)
+		return &alarmClass{}, nil
+	}}
+	if rc := runInit(); rc != 0 || inst.class == nil {
+		t.Errorf("a constructor of an Alarmer that set an alarm failed (rc %d)", rc)
+	}
+}
+
+func TestGetDeleteAlarm(t *testing.T) {
+	for _, c := range []struct {
+		b  []byte
+		ms int64
+		ok bool
+	}{
+		{[]byte{0xe8, 0x03, 0, 0, 0, 0, 0, 0}, 1000, true},
+		{[]byte{0x00, 0x5c, 0xb1, 0x9f, 0x94, 0x01, 0, 0}, 1737845988352, true},
+		{[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 1<<63 - 1, true},
+		{[]byte{0, 0, 0, 0, 0, 0, 0, 0}, 0, true},
+		{[]byte{1, 2, 3, 4, 5, 6, 7}, 0, false},
+		{[]byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, 0, false},
+		{nil, 0, false},
+	} {
+		if ms, ok := decodeAlarmTime(c.b); ms != c.ms || ok != c.ok {
+			t.Errorf("decodeAlarmTime(%x) = %d, %v; want %d, %v", c.b, ms, ok, c.ms, c.ok)
+		}
+	}
+	s := &Storage{}
+	if _, ok, err := s.GetAlarm(); ok || !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: alarm_get: NOT_ALLOWED" {
+		t.Errorf("native GetAlarm: %v %v", ok, err)
+	}
+	if existed, err := s.DeleteAlarm(); existed || !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: alarm_delete: NOT_ALLOWED" {
+		t.Errorf("native DeleteAlarm: %v %v", existed, err)
+	}
+}
+
+func TestAlarmHandler(t *testing.T) {
+	withClass(t, nil, func() {
+		if rc := alarm(0, 0); rc == 0 {
+			t.Error("dowasm_alarm before init succeeded")
+		}
+	})
+	withClass(t, plainClass{}, func() {
+		if rc := alarm(0, 0); rc == 0 {
+			t.Error("dowasm_alarm of a class without Alarm succeeded")
+		}
+	})
+	a := &alarmClass{}
+	withClass(t, a, func() {
+		if rc := alarm(0, 0); rc != 0 {
+			t.Errorf("alarm(0, 0) = %d", rc)
+		}
+		if rc := alarm(3, 1); rc != 0 {
+			t.Errorf("alarm(3, 1) = %d", rc)
+		}
+		a.err = errors.New("boom")
+		if rc := alarm(4, 1); rc == 0 {
+			t.Error("a failing Alarm succeeded")
+		}
+	})
+	want := []AlarmInfo{{0, false}, {3, true}, {4, true}}
+	if len(a.got) != len(want) {
+		t.Fatalf("Alarm calls %v, want %v", a.got, want)
+	}
+	for i := range want {
+		if a.got[i] != want[i] {
+			t.Errorf("Alarm call %d: %+v, want %+v", i, a.got[i], want[i])
+		}
+	}
+	if now := Now(); now < 1_600_000_000_000 {
+		t.Errorf("Now() = %d", now)
+	}
+}

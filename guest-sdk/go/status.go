@@ -55,11 +55,17 @@ func (s Status) String() string {
 type Error struct {
 	Op     string // "storage_put", "txn_begin", ...; empty in the sentinels
 	Status Status
+	// Msg says what was wrong when the SDK refused a call itself, before calling the host
+	// ("alarm time -5 ms is negative"); empty when the status is all there is to say.
+	Msg string
 }
 
 func (e *Error) Error() string {
-	if e.Op == "" {
+	switch {
+	case e.Op == "":
 		return "dowasm: " + e.Status.String()
+	case e.Msg != "":
+		return "dowasm: " + e.Op + ": " + e.Msg + " (" + e.Status.String() + ")"
 	}
 	return "dowasm: " + e.Op + ": " + e.Status.String()
 }

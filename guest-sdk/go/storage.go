@@ -187,10 +187,83 @@ func (s *Storage) List(o ListOptions) ([]Entry, error) {
 	return out, nil
 }
 
-// DeleteAll removes every key of the object (atomically, as part of the event's transaction).
+// DeleteAll removes every key of the object (atomically, as part of the event's transaction), and
+// its alarm.
 func (s *Storage) DeleteAll() error {
 	_, err := check("storage_delete_all", host.deleteAll())
 	return err
+}
+
+// SetAlarm sets the object's alarm to ms, milliseconds since the Unix epoch (see Now), replacing
+// any alarm already set: an object has at most one. The alarm is stored with the event's writes,
+// so it takes effect when the event commits and is discarded if the event fails. At or after that
+// time the host calls the class's Alarm method (see Alarmer); a time in the past fires as soon as
+// possible. Setting an alarm also resets the retry count of a failing one.
+//
+// Errors: ErrNotAllowed when the class does not implement Alarmer (the host is not called),
+// ErrInvalidArgument for a negative time or one beyond the host's horizon (10 years from now by
+// default, alarm_horizon in the host's configuration).
+func (s *Storage) SetAlarm(ms int64) error {
+	if inst.constructing {
+		// The class does not exist yet: runInit checks it once the constructor returns.
+		inst.alarmSetInConstruct = true
+	} else if _, ok := inst.class.(Alarmer); !ok {
+		return errNoAlarmMethod
+	}
+	if ms < 0 {
+		return &Error{Op: "alarm_set", Status: StatusInvalidArgument,
+			Msg: "alarm time " + strconv.FormatInt(ms, 10) + " ms is negative"}
+	}
+	rc := host.alarmSet(ms)
+	if rc == -int32(StatusInvalidArgument) {
+		return &Error{Op: "alarm_set", Status: StatusInvalidArgument,
+			Msg: "alarm time " + strconv.FormatInt(ms, 10) + " ms is beyond the host's alarm horizon"}
+	}
+	_, err := check("alarm_set", rc)
+	return err
+}
+
+// errNoAlarmMethod is SetAlarm's error for a class that does not implement Alarmer.
+var errNoAlarmMethod = &Error{Op: "alarm_set", Status: StatusNotAllowed,
+	Msg: "the class has no Alarm method; implement dowasm.Alarmer to use alarms"}
+
+// GetAlarm returns the time the object's alarm is set to (ms since the Unix epoch), as of the
+// event's own writes; ok is false (and err nil) when no alarm is set. While Alarm runs, the alarm
+// being delivered is no longer set: GetAlarm reports none unless the handler set a new one.
+func (s *Storage) GetAlarm() (ms int64, ok bool, err error) {
+	rc := host.alarmGet()
+	if rc == -int32(StatusNotFound) {
+		return 0, false, nil
+	}
+	n, err := check("alarm_get", rc)
+	if err != nil {
+		return 0, false, err
+	}
+	b, err := readStaged("alarm_get", n)
+	if err != nil {
+		return 0, false, err
+	}
+	ms, ok = decodeAlarmTime(b)
+	if !ok {
+		return 0, false, &Error{Op: "alarm_get", Status: StatusInvalidArgument,
+			Msg: "malformed result: " + strconv.Itoa(len(b)) + " bytes, not 8"}
+	}
+	return ms, true, nil
+}
+
+// decodeAlarmTime decodes alarm_get's result: a little-endian int64.
+func decodeAlarmTime(b []byte) (int64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(b)), true
+}
+
+// DeleteAlarm deletes the object's alarm (with the event's writes) and reports whether one was
+// set. Called from a failing Alarm, it also cancels the retry. DeleteAll deletes the alarm too.
+func (s *Storage) DeleteAlarm() (existed bool, err error) {
+	n, err := check("alarm_delete", host.alarmDelete())
+	return n == 1, err
 }
 
 // ErrRollback, returned by a Transaction function, rolls the transaction back without failing:

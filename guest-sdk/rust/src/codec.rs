@@ -194,6 +194,22 @@ pub fn decode_batch_get(b: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
     }
 }
 
+/// Encodes an alarm time as `alarm_get` stages it: 8 bytes, a little-endian `i64` (milliseconds
+/// since the Unix epoch; the host's side, used by tests).
+pub fn encode_alarm_time(time_ms: i64) -> [u8; 8] {
+    time_ms.to_le_bytes()
+}
+
+/// Decodes the alarm time staged by `alarm_get`; `None` unless it is exactly 8 bytes.
+pub fn decode_alarm_time(b: &[u8]) -> Option<i64> {
+    let mut t = [0u8; 8];
+    if b.len() != t.len() {
+        return None;
+    }
+    t.copy_from_slice(b);
+    Some(i64::from_le_bytes(t))
+}
+
 /// The flags of the *list options* encoding.
 pub mod list_flags {
     pub const REVERSE: u32 = 1;

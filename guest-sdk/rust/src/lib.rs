@@ -55,7 +55,7 @@ pub use http::{
     unescape, Header, Headers, Request, Response, MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE,
     TEXT_PLAIN,
 };
-pub use object::{now, now_ns, Context, Level, Object};
+pub use object::{now, now_ns, AlarmInfo, Context, Level, Object};
 pub use quote::quote;
 pub use status::{Error, Result, Status};
 pub use storage::{
@@ -70,7 +70,9 @@ pub const ABI_VERSION: u32 = 1;
 pub use object::rt as __rt;
 
 /// Exports an [`Object`] type as the module's class: generates the guest exports of ABI v1
-/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`) in your crate, which must be a `cdylib`.
+/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`, `dowasm_alarm`) in your crate, which must be
+/// a `cdylib`. `dowasm_alarm` is always exported, so the host lets every class set alarms; the
+/// default [`Object::alarm`] drops them with an error.
 /// Use it once per crate:
 ///
 /// ```ignore
@@ -92,6 +94,11 @@ macro_rules! export {
             #[no_mangle]
             pub extern "C" fn dowasm_fetch(req_len: i32) -> i32 {
                 $crate::__rt::fetch(req_len)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn dowasm_alarm(retry_count: i32, is_retry: i32) -> i32 {
+                $crate::__rt::alarm(retry_count, is_retry)
             }
         };
     };

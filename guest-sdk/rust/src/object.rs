@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::codec;
 use crate::http::{Request, Response};
-use crate::status::{check, code_name, Result};
+use crate::status::{check, code_name, Error, Result};
 use crate::storage::{read_staged, Storage};
 use crate::sys;
 
@@ -13,8 +13,8 @@ use crate::sys;
 /// dowasm runs one instance per object ID and delivers its events one at a time, so a handler
 /// never runs concurrently with itself and may keep state in `self`.
 ///
-/// Handlers for other kinds of events (alarms, WebSockets) will be added to this trait as
-/// methods with default implementations, so classes written today keep compiling.
+/// Handlers for other kinds of events ([`alarm`](Object::alarm), later WebSockets) are methods
+/// with default implementations, so a class implements only the ones it uses.
 pub trait Object {
     /// The constructor. It runs once per instance, before the instance's first event (when the
     /// object is first used, and whenever it wakes after eviction or a failed event), inside
@@ -28,6 +28,51 @@ pub trait Object {
     /// back, the client gets a 500 naming the error, and the instance is discarded (the next
     /// event constructs a fresh one from storage). A panic fails the event the same way.
     fn fetch(&mut self, req: Request) -> Result<Response>;
+
+    /// Handles the object's alarm, set with [`Storage::set_alarm`]. An event like any other:
+    /// it runs one at a time with the object's other events, in its own transaction, and its
+    /// writes commit before the host considers the alarm delivered. When it runs the alarm is
+    /// no longer set ([`Storage::get_alarm`] answers `None`); set a new one to run again.
+    ///
+    /// Returning `Err` (or panicking) fails the attempt: its writes are rolled back and the host
+    /// retries after 2 s, 4 s, 8 s, ... (with jitter), at most 6 times, then drops the alarm
+    /// and logs an error; `info` says which attempt this is. Delivery is at least once: after a
+    /// crash the handler may run again for an alarm it already handled, so make it idempotent.
+    ///
+    /// A class that calls [`Storage::set_alarm`] must override this method. The default
+    /// implementation deletes the alarm, which cancels its retries (each would fail the same
+    /// way), and fails with an error saying that the class has no alarm handler: the host logs
+    /// that error once, as the reason it dropped the alarm.
+    fn alarm(&mut self, info: AlarmInfo) -> Result<()> {
+        let _ = info;
+        // Best effort: if the delete fails, the retries fail with the same message.
+        let _ = Storage::new().delete_alarm();
+        Err(Error::new(NO_ALARM_HANDLER))
+    }
+}
+
+/// The error of the default [`Object::alarm`].
+pub(crate) const NO_ALARM_HANDLER: &str =
+    "dowasm: this class has no alarm handler (override Object::alarm to use Storage::set_alarm)";
+
+/// Which delivery of an alarm this is, passed to [`Object::alarm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlarmInfo {
+    /// 0 on the first attempt, then how many attempts failed before this one.
+    pub retry_count: u32,
+    /// Whether an earlier attempt to deliver this alarm failed.
+    pub is_retry: bool,
+}
+
+impl AlarmInfo {
+    /// The arguments of `dowasm_alarm(retry_count, is_retry)`; a negative count (which the host
+    /// never passes) counts as 0.
+    pub(crate) fn from_abi(retry_count: i32, is_retry: i32) -> AlarmInfo {
+        AlarmInfo {
+            retry_count: retry_count.max(0) as u32,
+            is_retry: is_retry != 0,
+        }
+    }
 }
 
 /// A log level of [`Context::log`].
@@ -197,6 +242,21 @@ pub mod rt {
                 return fail(&format!("response_set: {}", code_name(rc.wrapping_neg())));
             }
             0
+        })
+    }
+
+    /// `dowasm_alarm`: runs the alarm handler.
+    pub fn alarm(retry_count: i32, is_retry: i32) -> i32 {
+        INSTANCE.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let obj = match guard.as_mut() {
+                Some(obj) => obj,
+                None => return fail("dowasm_alarm before a successful dowasm_init"),
+            };
+            match obj.alarm(AlarmInfo::from_abi(retry_count, is_retry)) {
+                Ok(()) => 0,
+                Err(e) => fail(&e.to_string()),
+            }
         })
     }
 }

@@ -149,6 +149,18 @@ impl Error {
         }
     }
 
+    /// A failed host call with an explanation (the SDK refused the call itself, or knows why
+    /// the host refused it). Displays as `dowasm: alarm_set: <msg> (INVALID_ARGUMENT)`, like
+    /// the Go SDK's errors with a message.
+    pub(crate) fn host_msg(op: &str, code: i32, msg: &str) -> Error {
+        Error {
+            status: Status::from_code(code),
+            code,
+            op: op.to_string(),
+            message: format!("dowasm: {}: {} ({})", op, msg, code_name(code)),
+        }
+    }
+
     /// The ABI status of a failed host call (or of [`Error::with_status`]); `None` for
     /// application errors.
     pub fn status(&self) -> Option<Status> {

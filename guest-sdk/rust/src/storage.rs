@@ -185,9 +185,70 @@ impl Storage {
         })
     }
 
-    /// Removes every key of the object (atomically, as part of the event's transaction).
+    /// Removes every key of the object, and its alarm (atomically, as part of the event's
+    /// transaction).
     pub fn delete_all(&self) -> Result<()> {
         check("storage_delete_all", sys::storage_delete_all()).map(|_| ())
+    }
+
+    /// Sets the object's alarm to `time_ms` (milliseconds since the Unix epoch, as
+    /// [`now`](crate::now)), replacing any alarm already set: an object has at most one. When
+    /// the time comes, the host delivers an alarm event to [`Object::alarm`](crate::Object::alarm)
+    /// (at or after `time_ms`; a time in the past fires as soon as possible).
+    ///
+    /// Like every storage write, the alarm is part of the event's transaction: it takes effect
+    /// when the event commits and is discarded if the event fails. Setting an alarm resets the
+    /// retry count of a failing one.
+    ///
+    /// The class must override [`Object::alarm`](crate::Object::alarm). `export!` always
+    /// exports the alarm handler, so the host accepts the alarm of any class; when it fires, the
+    /// default handler drops it and fails with an error saying the class has no alarm handler
+    /// (the host logs it).
+    ///
+    /// Errors (`Status::InvalidArgument`): a negative time, refused without calling the host,
+    /// and a time beyond the host's horizon (10 years from now by default, `alarm_horizon` in
+    /// the host's configuration).
+    pub fn set_alarm(&self, time_ms: i64) -> Result<()> {
+        let invalid = Status::InvalidArgument.code();
+        if time_ms < 0 {
+            let msg = format!("alarm time {} ms is negative", time_ms);
+            return Err(Error::host_msg("alarm_set", invalid, &msg));
+        }
+        let rc = sys::alarm_set(time_ms);
+        if rc == -invalid {
+            let msg = format!(
+                "alarm time {} ms is beyond the host's alarm horizon",
+                time_ms
+            );
+            return Err(Error::host_msg("alarm_set", invalid, &msg));
+        }
+        check("alarm_set", rc).map(|_| ())
+    }
+
+    /// The time the alarm is set to (milliseconds since the Unix epoch), or `None` when no
+    /// alarm is set. While [`Object::alarm`](crate::Object::alarm) runs, the alarm being
+    /// delivered is no longer set: this answers `None` unless the handler set a new one.
+    pub fn get_alarm(&self) -> Result<Option<i64>> {
+        let rc = sys::alarm_get();
+        if rc == -Status::NotFound.code() {
+            return Ok(None);
+        }
+        let n = check("alarm_get", rc)?;
+        let b = read_staged("alarm_get", n)?;
+        match codec::decode_alarm_time(&b) {
+            Some(t) => Ok(Some(t)),
+            None => Err(Error::host_msg(
+                "alarm_get",
+                Status::InvalidArgument.code(),
+                &format!("malformed result: {} bytes, not 8", b.len()),
+            )),
+        }
+    }
+
+    /// Deletes the alarm (in the event's transaction); returns whether one was set. Called from
+    /// an alarm handler that then fails, it also cancels the retry.
+    pub fn delete_alarm(&self) -> Result<bool> {
+        check("alarm_delete", sys::alarm_delete()).map(|n| n == 1)
     }
 
     /// Runs `f` inside an explicit transaction nested in the event's own (a savepoint). If `f`

@@ -2,9 +2,9 @@
 //! WASI function the SDK uses (`clock_time_get`). This is the only module with `unsafe` code:
 //! everything else in the SDK works with slices and vectors.
 //!
-//! Every ABI parameter is an `i32`: on wasm32 a pointer and a `usize` are 32 bits, so
-//! `*const u8` and lengths lower to `i32`. The wrappers below take slices, which keeps the
-//! pointer/length pairs correct by construction.
+//! Every ABI parameter is an `i32` except times (`alarm_set`'s `i64` milliseconds): on wasm32 a
+//! pointer and a `usize` are 32 bits, so `*const u8` and lengths lower to `i32`. The wrappers
+//! below take slices, which keeps the pointer/length pairs correct by construction.
 //!
 //! Memory ownership (ABI "Memory ownership"): the guest owns all of its memory. Slices passed to
 //! the host are copied by the host during the call, so they may be dropped or reused as soon as
@@ -48,6 +48,9 @@ mod imports {
         pub fn txn_begin() -> i32;
         pub fn txn_commit() -> i32;
         pub fn txn_rollback() -> i32;
+        pub fn alarm_set(time_ms: i64) -> i32;
+        pub fn alarm_get() -> i32;
+        pub fn alarm_delete() -> i32;
     }
 
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
@@ -159,6 +162,20 @@ pub(crate) fn txn_commit() -> i32 {
 
 pub(crate) fn txn_rollback() -> i32 {
     host!(txn_rollback())
+}
+
+/// `time_ms` is milliseconds since the Unix epoch (the ABI's one `i64` parameter).
+pub(crate) fn alarm_set(time_ms: i64) -> i32 {
+    host!(alarm_set(time_ms))
+}
+
+/// Stages the alarm time (8 bytes, little-endian `i64`) and returns 8, or `-NOT_FOUND`.
+pub(crate) fn alarm_get() -> i32 {
+    host!(alarm_get())
+}
+
+pub(crate) fn alarm_delete() -> i32 {
+    host!(alarm_delete())
 }
 
 /// The wall clock (WASI realtime clock, id 0) in nanoseconds since the Unix epoch, or `None`

@@ -1,5 +1,6 @@
 //! Native tests of the pure parts: encodings (byte for byte against abi/ABI.md), query
-//! decoding, key helpers, the status table, quoting and response checks.
+//! decoding, key helpers, the status table, quoting, response checks and alarms (the staged
+//! time, the handler's arguments, the default handler, refused times).
 
 use crate::codec::*;
 use crate::*;
@@ -378,4 +379,99 @@ fn go_quote() {
     );
     assert_eq!(quote("\u{feff}\u{e0001}"), r#""\ufeff\U000e0001""#);
     assert_eq!(quote(b"\xe2\x82"), r#""\xe2\x82""#);
+}
+
+#[test]
+fn alarm_time_encoding() {
+    // alarm_get stages 8 bytes: a little-endian i64, milliseconds since the Unix epoch.
+    let t: i64 = 1_700_000_000_123;
+    assert_eq!(encode_alarm_time(t), *b"\x7b\x68\xe5\xcf\x8b\x01\x00\x00");
+    assert_eq!(decode_alarm_time(&encode_alarm_time(t)), Some(t));
+    assert_eq!(decode_alarm_time(&[0; 8]), Some(0));
+    assert_eq!(decode_alarm_time(&[0xff; 8]), Some(-1));
+    assert_eq!(
+        decode_alarm_time(&encode_alarm_time(i64::MAX)),
+        Some(i64::MAX)
+    );
+    assert_eq!(decode_alarm_time(&[0; 7]), None);
+    assert_eq!(decode_alarm_time(&[0; 9]), None);
+    assert_eq!(decode_alarm_time(b""), None);
+}
+
+#[test]
+fn alarm_info_from_abi() {
+    use crate::object::AlarmInfo as A;
+    let first = A {
+        retry_count: 0,
+        is_retry: false,
+    };
+    assert_eq!(A::from_abi(0, 0), first);
+    assert_eq!(
+        A::from_abi(3, 1),
+        A {
+            retry_count: 3,
+            is_retry: true
+        }
+    );
+    assert!(A::from_abi(2, 7).is_retry);
+    assert_eq!(A::from_abi(-1, 0), first);
+}
+
+struct NoAlarms;
+
+impl Object for NoAlarms {
+    fn new(_: &Context) -> Result<Self> {
+        Ok(NoAlarms)
+    }
+    fn fetch(&mut self, _: Request) -> Result<Response> {
+        Ok(Response::no_content())
+    }
+}
+
+#[test]
+fn default_alarm_handler_fails() {
+    let mut obj = NoAlarms::new(&Context::new()).unwrap();
+    let e = obj
+        .alarm(AlarmInfo {
+            retry_count: 0,
+            is_retry: false,
+        })
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: this class has no alarm handler (override Object::alarm to use Storage::set_alarm)"
+    );
+    assert_eq!(e.status(), None);
+    // The export before a successful dowasm_init (this thread has no instance) fails too.
+    assert_eq!(crate::__rt::alarm(0, 0), 1);
+}
+
+#[test]
+fn alarm_calls() {
+    let s = Context::new().storage();
+    // A negative time is refused before the host is called.
+    for t in [-1, i64::MIN] {
+        let e = s.set_alarm(t).unwrap_err();
+        assert!(e.is(Status::InvalidArgument), "{}", e);
+        assert_eq!(e.op(), "alarm_set");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "dowasm: alarm_set: alarm time {} ms is negative (INVALID_ARGUMENT)",
+                t
+            )
+        );
+    }
+    // Other times reach the host (off WebAssembly: NOT_ALLOWED).
+    let e = s.set_alarm(0).unwrap_err();
+    assert_eq!(e.to_string(), "dowasm: alarm_set: NOT_ALLOWED");
+    assert!(s.set_alarm(i64::MAX).unwrap_err().is(Status::NotAllowed));
+    assert_eq!(
+        s.get_alarm().unwrap_err().to_string(),
+        "dowasm: alarm_get: NOT_ALLOWED"
+    );
+    assert_eq!(
+        s.delete_alarm().unwrap_err().to_string(),
+        "dowasm: alarm_delete: NOT_ALLOWED"
+    );
 }

@@ -35,6 +35,7 @@ extern "C" {
     fn dowasm_abi_v1();
     fn dowasm_init() -> i32;
     fn dowasm_fetch(req_len: i32) -> i32;
+    fn dowasm_alarm(retry_count: i32, is_retry: i32) -> i32;
 }
 
 #[test]
@@ -42,6 +43,11 @@ fn exports_exist_and_fail_without_a_host() {
     unsafe {
         dowasm_abi_v1();
         assert_eq!(dowasm_fetch(0), 1, "fetch before a successful init fails");
+        assert_eq!(
+            dowasm_alarm(0, 0),
+            1,
+            "alarm before a successful init fails"
+        );
         assert_eq!(
             dowasm_init(),
             1,

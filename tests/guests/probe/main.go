@@ -45,6 +45,15 @@ func txnCommit() int32
 //go:wasmimport dowasm txn_rollback
 func txnRollback() int32
 
+//go:wasmimport dowasm alarm_set
+func alarmSet(ms int64) int32
+
+//go:wasmimport dowasm alarm_get
+func alarmGet() int32
+
+//go:wasmimport dowasm alarm_delete
+func alarmDelete() int32
+
 func main() {}
 
 //go:wasmexport dowasm_abi_v1
@@ -219,5 +228,81 @@ func fetch(reqLen int32) int32 {
 		b[len(b)-1] = 1
 		return respond(200, "ok")
 	}
+	if strings.HasPrefix(path, "/alarm") {
+		return alarmProbe(path, q)
+	}
 	return respond(404, "no such probe "+path)
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+func alarmTime() string {
+	n := alarmGet()
+	if n < 0 {
+		return "none"
+	}
+	return strconv.FormatInt(int64(binary.LittleEndian.Uint64(staged(n))), 10)
+}
+
+// alarmProbe sets, reads and deletes the alarm, and sets how the alarm handler behaves
+// (/alarm-mode?m=...). Answers are the raw statuses.
+func alarmProbe(path, q string) int32 {
+	switch path {
+	case "/alarm-set": // t=<ms since the epoch>
+		t, _ := strconv.ParseInt(query(q, "t"), 10, 64)
+		return respond(200, itoa(alarmSet(t)))
+	case "/alarm-in": // d=<ms from now>
+		d, _ := strconv.ParseInt(query(q, "d"), 10, 64)
+		return respond(200, itoa(alarmSet(time.Now().UnixMilli()+d)))
+	case "/alarm-get":
+		return respond(200, alarmTime())
+	case "/alarm-delete":
+		return respond(200, itoa(alarmDelete()))
+	case "/alarm-set-then-error":
+		alarmSet(time.Now().UnixMilli())
+		return fail("probe: error after setting an alarm")
+	case "/alarm-mode":
+		put("mode", query(q, "m"))
+		return respond(200, "ok")
+	case "/alarm-runs":
+		v, _ := get("runs")
+		l, _ := get("log")
+		return respond(200, v+"|"+l)
+	}
+	return respond(404, "no such probe "+path)
+}
+
+// alarm records each successful run ("runs", and "log": retry/isRetry/alarm-during pairs) and
+// behaves as "mode" says: ok (default), fail (always), fail-first (fail unless retried), rearm
+// (set the alarm 1 s ahead), delete-fail (delete the alarm, then fail), set-fail (set a new alarm,
+// then fail), trap.
+//
+//go:wasmexport dowasm_alarm
+func alarm(retry, isRetry int32) int32 {
+	mode, _ := get("mode")
+	during := alarmTime()
+	switch mode {
+	case "fail":
+		return fail("probe: alarm failure")
+	case "fail-first":
+		if retry == 0 {
+			return fail("probe: first attempt fails")
+		}
+	case "rearm":
+		alarmSet(time.Now().UnixMilli() + 1000)
+	case "delete-fail":
+		alarmDelete()
+		return fail("probe: failure after delete")
+	case "set-fail":
+		alarmSet(time.Now().UnixMilli() + 1000)
+		return fail("probe: failure after set")
+	case "trap":
+		panic("probe: alarm trap")
+	}
+	v, _ := get("runs")
+	n, _ := strconv.Atoi(v)
+	put("runs", strconv.Itoa(n+1))
+	l, _ := get("log")
+	put("log", l+itoa(retry)+"/"+itoa(isRetry)+"/"+during+";")
+	return 0
 }

@@ -99,6 +99,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 		MaxQueue:     cfg.MaxQueue,
 		MaxInstances: cfg.MaxInstances,
 		Logger:       log,
+
+		AlarmHorizon:     cfg.AlarmHorizon,
+		AlarmConcurrency: cfg.AlarmConc,
 	})
 	if err != nil {
 		return ucli.Exit(err, 1)

@@ -22,6 +22,8 @@ import (
 //	idle_timeout: 10s
 //	event_timeout: 30s
 //	durability: full          # or relaxed
+//	alarm_horizon: 87600h     # how far ahead an alarm may be set (default 10 years)
+//	alarm_concurrency: 64     # alarm events running at once (default 64)
 //	classes:
 //	  - name: counter
 //	    source: examples/counter/go   # build from source (cached), or
@@ -35,6 +37,8 @@ type File struct {
 	Durability   string  `yaml:"durability"`
 	MaxQueue     int     `yaml:"max_queue"`
 	MaxInstances int     `yaml:"max_instances"`
+	AlarmHorizon string  `yaml:"alarm_horizon"`
+	AlarmConc    int     `yaml:"alarm_concurrency"`
 	Classes      []Class `yaml:"classes"`
 }
 
@@ -56,6 +60,8 @@ type Config struct {
 	Relaxed      bool
 	MaxQueue     int
 	MaxInstances int
+	AlarmHorizon time.Duration
+	AlarmConc    int
 	Classes      []Class
 }
 
@@ -143,6 +149,12 @@ func Parse(path string, b []byte) (*Config, error) {
 		c.Relaxed = true
 	default:
 		return nil, bad("durability", at("durability"), "%q is not one of full, relaxed", f.Durability)
+	}
+	if c.AlarmHorizon, err = dur("alarm_horizon", f.AlarmHorizon, 10*365*24*time.Hour); err != nil {
+		return nil, err
+	}
+	if c.AlarmConc = f.AlarmConc; c.AlarmConc < 0 {
+		return nil, bad("alarm_concurrency", at("alarm_concurrency"), "must be positive")
 	}
 	if f.MaxQueue < 0 {
 		return nil, bad("max_queue", at("max_queue"), "must be positive")

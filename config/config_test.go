@@ -48,6 +48,8 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		{"classes:\n  - name: a\n    module: a\n  - name: a\n    module: b\n", ":4: classes[1].name: class \"a\" is defined twice"},
 		{"classes:\n  - name: a\n    source: nowhere\n", ":3: classes[0].source:"},
 		{"classes:\n  - name: a\n    module: a\n    toolchain: cobol\n", ":4: classes[0].toolchain: \"cobol\" is not supported"},
+		{"alarm_horizon: -1h\nclasses:\n  - name: c\n    module: a\n", ":1: alarm_horizon: \"-1h\" is not a positive duration"},
+		{"classes:\n  - name: c\n    module: a\nalarm_concurrency: -2\n", ":4: alarm_concurrency: must be positive"},
 		{"", "at least one class is required"},
 		{"classes: [\n", "yaml:"},
 	}

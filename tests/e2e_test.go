@@ -94,7 +94,9 @@ classes:
     source: %s
   - name: ratelimit
     source: %s
-`, dataDir, extra, repo("examples/counter/go"), repo("examples/ticket/go"), repo("examples/ratelimit/go"))
+  - name: sessions
+    source: %s
+`, dataDir, extra, repo("examples/counter/go"), repo("examples/ticket/go"), repo("examples/ratelimit/go"), repo("examples/sessions/go"))
 	p := filepath.Join(dir, "dowasm.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -328,6 +330,46 @@ func kill9(t *testing.T, extra string) {
 		t.Fatalf("after kill -9: counter %d, but %d increments were acknowledged (highest value %d)", got, acked, maxAcked)
 	}
 	t.Logf("acknowledged %d increments (highest %d); after restart the counter is %d", acked, maxAcked, got)
+}
+
+// An alarm pending when the server stops (SIGTERM) or dies (kill -9 right after the request that
+// set it was acknowledged) fires after the restart, although it fell due while the server was down.
+func TestAlarmSurvivesRestartAndKill9(t *testing.T) {
+	for _, how := range []string{"sigterm", "kill9"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+			s := startServer(t, cfg)
+			base := s.URL + "/sessions/u"
+			expect(t, "POST", base+"/sessions?ttl=3600", 201, "1\n")
+			_, late, _ := call(t, "GET", base+"/alarm")
+			expect(t, "POST", base+"/sessions?ttl=1", 201, "2\n") // moves the alarm 1 s ahead
+			_, soon, _ := call(t, "GET", base+"/alarm")
+			if soon >= late {
+				t.Fatalf("alarm %q not moved earlier than %q", soon, late)
+			}
+			if how == "kill9" {
+				s.kill()
+			} else {
+				s.stop()
+			}
+			due, _ := strconv.ParseInt(strings.TrimSpace(soon), 10, 64)
+			time.Sleep(time.Until(time.UnixMilli(due)) + 200*time.Millisecond) // due while down
+			s2 := startServer(t, cfg)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, got, _ := call(t, "GET", s2.URL+"/sessions/u/alarm")
+				if got == late {
+					break // the alarm ran: it deleted session 2 and re-armed for session 1
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("alarm did not fire after the restart: alarm %q, want %q\n%s", got, late, s2.stderr)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			expect(t, "GET", s2.URL+"/sessions/u/sessions", 200, "1 "+late)
+		})
+	}
 }
 
 func TestRatelimit(t *testing.T) {

@@ -37,7 +37,15 @@ var toolchains = []struct {
 	{toolchain.Rust, "rust"},
 }
 
-var examples = []string{"counter", "ticket", "ratelimit"}
+var examples = []string{"counter", "ticket", "ratelimit", "sessions"}
+
+// epoch is where every conformance run's clock starts: the runtime's clock (and so the guests'
+// wall clock and alarms) is a manual one, so times in answers are exact and alarms fire when a
+// step advances it.
+var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// at is epoch + d in milliseconds, as text.
+func at(d time.Duration) string { return strconv.FormatInt(epoch.Add(d).UnixMilli(), 10) }
 
 // module builds examples/<example>/<dir> with the toolchain (cached by content hash in
 // build/guests, shared with `task guests`). A missing toolchain fails the test with the name of
@@ -60,18 +68,24 @@ func module(t testing.TB, example string, kind toolchain.Kind, dir string) []byt
 // server is one runtime serving one example class over a real loopback socket.
 type server struct {
 	t     *testing.T
+	clock *host.ManualClock
 	rt    *host.Runtime
 	class *host.Class
 	http  *httptest.Server
 	data  string
 }
 
-func start(t *testing.T, data, class string, wasm []byte, idle time.Duration) *server {
+// start serves class on a runtime over data whose clock is clock (a new one at epoch if nil).
+func start(t *testing.T, data, class string, wasm []byte, idle time.Duration, clock *host.ManualClock) *server {
 	t.Helper()
+	if clock == nil {
+		clock = host.NewManualClock(epoch)
+	}
 	rt, err := host.New(context.Background(), host.Config{
 		DataDir:     data,
 		IdleTimeout: idle,
 		CacheDir:    filepath.Join(os.TempDir(), "dowasm-test-wazero-cache"),
+		Clock:       clock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +95,7 @@ func start(t *testing.T, data, class string, wasm []byte, idle time.Duration) *s
 		rt.Close(context.Background())
 		t.Fatal(err)
 	}
-	s := &server{t: t, rt: rt, class: c, http: httptest.NewServer(gateway.New(rt, nil)), data: data}
+	s := &server{t: t, clock: clock, rt: rt, class: c, http: httptest.NewServer(gateway.New(rt, nil)), data: data}
 	t.Cleanup(s.stop)
 	return s
 }
@@ -108,12 +122,24 @@ type step struct {
 	want         string
 	wantRE       string
 	headers      map[string]string
+	// advance moves the clock forward before the request; alarmRuns is then the number of alarm
+	// handler runs (since the runtime started) to wait for before sending it.
+	advance   time.Duration
+	alarmRuns int64
 }
 
 // exchange sends one step and returns the answer in a normal form for comparing toolchains:
 // "status\nheaders the guest set\n\nbody", with varying numbers replaced by #.
 func (s *server) exchange(object string, st step) string {
 	s.t.Helper()
+	if st.advance > 0 {
+		s.clock.Advance(st.advance)
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.rt.Stats().AlarmRuns < st.alarmRuns; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("waiting for alarm run %d: %+v", st.alarmRuns, s.rt.Stats())
+		}
+	}
 	req, err := http.NewRequest(st.method, s.http.URL+"/"+s.class.Name()+"/"+object+st.path, strings.NewReader(st.body))
 	if err != nil {
 		s.t.Fatal(err)
@@ -323,6 +349,58 @@ var scripts = map[string]script{
 	},
 }
 
+func init() {
+	nl := "\n"
+	allow := func(a string) map[string]string { return map[string]string{"Allow": a, "Content-Type": textPlain} }
+	scripts["sessions"] = script{
+		steps: []step{
+			{method: "GET", path: "/sessions", status: 200, want: "", headers: text},
+			{method: "GET", path: "/alarm", status: 200, want: "none\n", headers: text},
+			{method: "POST", path: "/sessions?ttl=60", body: "alice", status: 201, want: "1\n", headers: text},
+			{method: "POST", path: "/sessions?ttl=30", body: "bob", status: 201, want: "2\n"},
+			{method: "POST", path: "/sessions", status: 201, want: "3\n"}, // default ttl 60 s, empty data
+			{method: "GET", path: "/alarm", status: 200, want: at(30*time.Second) + nl},
+			{method: "GET", path: "/sessions", status: 200, want: "1 " + at(time.Minute) + nl + "2 " + at(30*time.Second) + nl + "3 " + at(time.Minute) + nl},
+			{method: "GET", path: "/sessions/1", status: 200, want: "alice", headers: text},
+			{method: "GET", path: "/sessions/3", status: 200, want: ""},
+			{method: "GET", path: "/sessions/9", status: 404, want: "no such session\n", headers: text},
+			{method: "GET", path: "/sessions/01", status: 400, want: "not a session id\n", headers: text},
+			{method: "GET", path: "/sessions/0", status: 400, want: "not a session id\n"},
+			{method: "GET", path: "/sessions/abc", status: 400, want: "not a session id\n"},
+			{method: "GET", path: "/sessions/-1", status: 400, want: "not a session id\n"},
+			{method: "POST", path: "/sessions?ttl=0", status: 400, want: "ttl must be 1..86400 seconds\n", headers: text},
+			{method: "POST", path: "/sessions?ttl=86401", status: 400, want: "ttl must be 1..86400 seconds\n"},
+			{method: "POST", path: "/sessions?ttl=1x", status: 400, want: "ttl must be 1..86400 seconds\n"},
+			{method: "POST", path: "/sessions?ttl=10", body: strings.Repeat("d", 1025), status: 400, want: "data longer than 1024 bytes\n"},
+			{method: "PUT", path: "/sessions", status: 405, want: "method not allowed\n", headers: allow("GET, POST")},
+			{method: "POST", path: "/sessions/1", status: 405, want: "method not allowed\n", headers: allow("GET, DELETE")},
+			{method: "DELETE", path: "/alarm", status: 405, want: "method not allowed\n", headers: allow("GET")},
+			{method: "GET", path: "/nope", status: 404, want: "not found\n", headers: text},
+			// 29.999 s later nothing has expired; at 30 s session 2 expires and the alarm removes
+			// it and re-arms for the next expiry.
+			{method: "GET", path: "/sessions/2", advance: 29999 * time.Millisecond, status: 200, want: "bob"},
+			{method: "GET", path: "/sessions/2", advance: time.Millisecond, alarmRuns: 1, status: 404, want: "no such session\n"},
+			{method: "GET", path: "/alarm", status: 200, want: at(time.Minute) + nl},
+			{method: "GET", path: "/sessions", status: 200, want: "1 " + at(time.Minute) + nl + "3 " + at(time.Minute) + nl},
+			{method: "DELETE", path: "/sessions/3", status: 204, want: ""},
+			{method: "DELETE", path: "/sessions/3", status: 404, want: "no such session\n"},
+			// a session expiring sooner than the alarm moves the alarm earlier
+			{method: "POST", path: "/sessions?ttl=10", body: "carol", status: 201, want: "4\n"},
+			{method: "GET", path: "/alarm", status: 200, want: at(40*time.Second) + nl},
+			{method: "GET", path: "/sessions", advance: 10 * time.Second, alarmRuns: 2, status: 200, want: "1 " + at(time.Minute) + nl},
+			{method: "GET", path: "/alarm", status: 200, want: at(time.Minute) + nl},
+		},
+		stored: []string{"next=5", "session:00000000000000000001=" + at(time.Minute) + " alice"},
+		// After a restart the alarm is still there and fires: the last session goes.
+		restart: []step{
+			{method: "GET", path: "/sessions/1", status: 200, want: "alice"},
+			{method: "GET", path: "/alarm", status: 200, want: at(time.Minute) + nl},
+			{method: "GET", path: "/sessions", advance: 20 * time.Second, alarmRuns: 1, status: 200, want: ""},
+			{method: "GET", path: "/alarm", status: 200, want: "none\n"},
+		},
+	}
+}
+
 // TestExamplesConform runs each example's script against every toolchain's build, with the
 // default idle timeout and with a 1 ms one (the instance is evicted between most requests), then
 // restarts the runtime over the same data, then compares every build's transcript and stored
@@ -343,7 +421,8 @@ func TestExamplesConform(t *testing.T) {
 					for _, idle := range []time.Duration{10 * time.Second, time.Millisecond} {
 						t.Run(fmt.Sprintf("idle=%s", idle), func(t *testing.T) {
 							data := t.TempDir()
-							s := start(t, data, ex, wasm, idle)
+							clock := host.NewManualClock(epoch)
+							s := start(t, data, ex, wasm, idle, clock)
 							obj := "conformance"
 							id := s.class.Namespace().FromName(obj).String()
 							res := &result{transcript: s.run(obj, sc.steps, idle < time.Second)}
@@ -353,7 +432,7 @@ func TestExamplesConform(t *testing.T) {
 								t.Errorf("stored state:\n%s\nwant:\n%s", strings.Join(res.stored, "\n"), strings.Join(sc.stored, "\n"))
 							}
 							// A restart over the same data finds the state.
-							s = start(t, data, ex, wasm, idle)
+							s = start(t, data, ex, wasm, idle, clock)
 							if len(sc.restart) > 0 {
 								res.transcript = append(res.transcript, s.run(obj, sc.restart, idle < time.Second)...)
 							}
@@ -385,12 +464,12 @@ func TestLanguagesShareState(t *testing.T) {
 	claimed := 0
 	for round := 0; round < 2; round++ {
 		for _, tc := range toolchains {
-			s := start(t, data, "counter", module(t, "counter", tc.kind, tc.dir), time.Second)
+			s := start(t, data, "counter", module(t, "counter", tc.kind, tc.dir), time.Second, nil)
 			total++
 			s.exchange("shared", step{method: "POST", path: "/increment", status: 200, want: strconv.Itoa(total)})
 			s.stop()
 
-			s = start(t, data, "ticket", module(t, "ticket", tc.kind, tc.dir), time.Second)
+			s = start(t, data, "ticket", module(t, "ticket", tc.kind, tc.dir), time.Second, nil)
 			claimed++
 			s.exchange("shared", step{method: "POST", path: "/claim", header: [2]string{"X-Client", string(tc.kind)}, status: 200, want: strconv.Itoa(claimed)})
 			var want strings.Builder
@@ -408,7 +487,7 @@ func TestLanguagesShareState(t *testing.T) {
 func TestConcurrentClientsEveryLanguage(t *testing.T) {
 	for _, tc := range toolchains {
 		t.Run(string(tc.kind), func(t *testing.T) {
-			s := start(t, t.TempDir(), "ticket", module(t, "ticket", tc.kind, tc.dir), time.Millisecond)
+			s := start(t, t.TempDir(), "ticket", module(t, "ticket", tc.kind, tc.dir), time.Millisecond, nil)
 			const n = 200
 			got := make(chan int, n)
 			for i := 0; i < n; i++ {

@@ -71,6 +71,9 @@ func (o *object) runAlarm(db *storage.DB, ev *event) error {
 	}
 	ev.alarmRetry, ev.alarmDeleted = int(retry), false
 	r.alarmRuns.Add(1)
+	if r.cfg.OnAlarm != nil {
+		r.cfg.OnAlarm(o.class.name, time.UnixMilli(t), r.clock.Now())
+	}
 	err = o.runEventWith(db, ev, func() error {
 		if err := o.beginWrite(db, ev); err != nil {
 			return err

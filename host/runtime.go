@@ -62,6 +62,9 @@ type Config struct {
 	// AlarmConcurrency bounds the alarm events running at once across the runtime, so a backlog
 	// of due alarms (after downtime) cannot starve live traffic. Default 64.
 	AlarmConcurrency int
+	// OnAlarm, if set, is called as each alarm handler starts, with the time the alarm was set
+	// for (metrics and benchmarks measure lateness with it). It must not block.
+	OnAlarm func(class string, scheduled, started time.Time)
 }
 
 func (c *Config) setDefaults() {

@@ -225,9 +225,11 @@ func (c *Class) runAlarms() {
 	defer r.bg.Done()
 	if c.alarms.NeedsRebuild() {
 		dir := r.store.ClassDir(c.name)
-		r.log.Info("alarm index: rebuilding from the objects' databases", "class", c.name, "index", c.alarms.Path())
+		r.log.Debug("alarm index: rebuilding from the objects' databases", "class", c.name, "index", c.alarms.Path())
 		err := c.alarms.Rebuild(r.shutdown, dir, func(scanned, alarms int) {
-			r.log.Info("alarm index: rebuilding", "class", c.name, "databases", scanned, "alarms", alarms)
+			if scanned > 0 { // a new class has nothing to say
+				r.log.Info("alarm index: rebuilding from the objects' databases", "class", c.name, "index", c.alarms.Path(), "databases", scanned, "alarms", alarms)
+			}
 		})
 		if err != nil {
 			if r.shutdown.Err() == nil {

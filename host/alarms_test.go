@@ -425,3 +425,21 @@ func TestAlarmManyObjectsSameSecond(t *testing.T) {
 		t.Fatalf("index still holds %d entries", got)
 	}
 }
+
+// A module without a dowasm_alarm export cannot set an alarm: alarm_set answers NOT_ALLOWED (and
+// nothing is stored). The hand-made guest's fetch succeeds only if alarm_set returned -11.
+func TestAlarmSetWithoutHandlerIsRefused(t *testing.T) {
+	rt := newTestRuntime(t, Config{Clock: NewManualClock(alarmEpoch)})
+	body := cat(i64const(alarmEpoch.UnixMilli()+1000), call(0), i32const(int32(abi.NotAllowed)), opI32Add)
+	m := minimalGuest([]wimport{abiImport("alarm_set")}, body)
+	c, err := rt.LoadClass(context.Background(), "noalarm", "test", m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := do(c, "a", "/"); err != nil || st != 204 {
+		t.Fatalf("alarm_set without dowasm_alarm: %d %v (want NOT_ALLOWED, so a 204)", st, err)
+	}
+	if _, ok := objectMeta(t, rt, c, "a", metaAlarm); ok {
+		t.Fatal("an alarm was stored")
+	}
+}

@@ -118,11 +118,15 @@ func (m wmodule) encode() []byte {
 	return out
 }
 
-const i32 = 0x7f
+const (
+	i32 = 0x7f
+	i64 = 0x7e
+)
 
 // Instructions.
 func i32const(v int32) []byte { return append([]byte{0x41}, sleb(int64(v))...) }
 func call(idx int) []byte     { return append([]byte{0x10}, uleb(uint64(idx))...) }
+func i64const(v int64) []byte { return append([]byte{0x42}, sleb(v)...) }
 
 var (
 	opDrop        = []byte{0x1a}
@@ -130,6 +134,7 @@ var (
 	opI32Ne       = []byte{0x47}
 	opIf          = []byte{0x04, 0x40} // if with empty block type
 	opEnd         = []byte{0x0b}
+	opI32Add      = []byte{0x6a}
 )
 
 func cat(parts ...[]byte) []byte {
@@ -161,8 +166,12 @@ func abiImport(name string) wimport {
 		panic(name)
 	}
 	im := wimport{module: abi.ImportModule, name: name}
-	for range f.Params {
-		im.params = append(im.params, i32)
+	for _, p := range f.Params {
+		if p.Type == abi.I64 {
+			im.params = append(im.params, i64)
+		} else {
+			im.params = append(im.params, i32)
+		}
 	}
 	for range f.Results {
 		im.results = append(im.results, i32)

@@ -132,6 +132,9 @@ const (
 	ResultTooLarge  Status = 10 // a result would exceed MaxResultSize
 	NotAllowed      Status = 11 // the call is not allowed in this state (e.g. response_set outside fetch)
 	EventCancelled  Status = 12 // the event's deadline passed or the server is shutting down
+	CallCycle       Status = 13 // a call would wait on an object that is waiting on the caller
+	CallFailed      Status = 14 // the called object's handler failed; its message is staged
+	Overloaded      Status = 15 // the called object's queue is full
 )
 
 var statusNames = map[Status]string{
@@ -148,6 +151,9 @@ var statusNames = map[Status]string{
 	ResultTooLarge:  "RESULT_TOO_LARGE",
 	NotAllowed:      "NOT_ALLOWED",
 	EventCancelled:  "EVENT_CANCELLED",
+	CallCycle:       "CALL_CYCLE",
+	CallFailed:      "CALL_FAILED",
+	Overloaded:      "OVERLOADED",
 }
 
 // Statuses lists every status in numeric order.
@@ -177,6 +183,14 @@ const (
 	MaxBodySize   = 32 << 20 // one response body
 	MaxLogSize    = 16 << 10 // one log line
 	MaxErrorSize  = 16 << 10 // one error message
+	MaxCallDepth  = 16       // objects in one chain of calls (the first caller included)
+	MaxMethodSize = 256      // an RPC method name
+)
+
+// Target kinds of the call target encoding.
+const (
+	TargetName = 0 // the object whose ID derives from a name
+	TargetID   = 1 // an object ID in hex, as minted by the class's namespace
 )
 
 // List flags (storage_list's options encoding).
@@ -262,6 +276,15 @@ var HostFuncs = []Func{
 	{Name: "alarm_delete", Results: []ValType{I32},
 		Statuses: []Status{StorageFailure, EventCancelled},
 		Doc:      "Deletes the alarm inside the current transaction; returns 1 if one was set, 0 if not."},
+	{Name: "call_fetch", Params: []Param{p("target_ptr"), p("target_len"), p("req_ptr"), p("req_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotFound, CallCycle, TooDeep, Overloaded, CallFailed, EventCancelled, ResultTooLarge, NotAllowed},
+		Doc:      "Sends an encoded request to another object (the encoded target) and waits; stages the encoded response; returns its length."},
+	{Name: "call_rpc", Params: []Param{p("target_ptr"), p("target_len"), p("method_ptr"), p("method_len"), p("arg_ptr"), p("arg_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotFound, CallCycle, TooDeep, Overloaded, CallFailed, EventCancelled, ResultTooLarge, NotAllowed},
+		Doc:      "Calls method with arg on another object and waits; stages the result bytes (or, with CALL_FAILED, the error message); returns its length."},
+	{Name: "rpc_return", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, NotAllowed, ResultTooLarge},
+		Doc:      "Sets the result of the current RPC event; the host copies it."},
 }
 
 // GuestExports are the functions a guest exports. Memory must be exported as "memory".
@@ -274,6 +297,8 @@ var GuestExports = []Func{
 		Doc: "Handles an HTTP request staged as the current result (req_len bytes). Sets the response with response_set; returns 0, or non-zero to fail the event."},
 	{Name: "dowasm_alarm", Params: []Param{p("retry_count"), p("is_retry")}, Results: []ValType{I32}, Optional: true,
 		Doc: "Handles the object's alarm. retry_count is 0 on the first attempt; is_retry is 1 on retries. Returns 0, or non-zero to fail (the alarm is retried with backoff)."},
+	{Name: "dowasm_rpc", Params: []Param{p("method_len"), p("arg_len")}, Results: []ValType{I32}, Optional: true,
+		Doc: "Handles an RPC: the method name and the argument are staged back to back (method_len + arg_len bytes). Sets the result with rpc_return; returns 0, or non-zero to fail (the caller gets CALL_FAILED and the message)."},
 	{Name: "_initialize", Optional: true,
 		Doc: "WASI reactor initializer (Go, TinyGo); called once right after instantiation when present."},
 }

@@ -42,6 +42,9 @@ var hostFuncs = map[string]hostFunc{
 	"alarm_set":            hfAlarmSet,
 	"alarm_get":            hfAlarmGet,
 	"alarm_delete":         hfAlarmDelete,
+	"call_fetch":           hfCallFetch,
+	"call_rpc":             hfCallRPC,
+	"rpc_return":           hfRPCReturn,
 }
 
 type instanceKey struct{}

@@ -122,19 +122,27 @@ func TestBadPointersReturnStatus(t *testing.T) {
 		idx := len(imports)
 		imports = append(imports, abiImport(f.Name))
 		for _, pl := range bad {
-			var args []byte
-			switch f.Name {
-			case "log":
-				args = cat(i32const(abi.LogInfo), i32const(pl[0]), i32const(pl[1]))
-			case "storage_put":
-				// both the key and the value pointer, in turn
-				body = append(body, cat(i32const(pl[0]), i32const(pl[1]), i32const(0), i32const(1), call(idx),
-					i32const(-int32(abi.BadPointer)), opI32Ne, opIf, opUnreachable, opEnd)...)
-				args = cat(i32const(0), i32const(1), i32const(pl[0]), i32const(pl[1]))
-			default:
-				args = cat(i32const(pl[0]), i32const(pl[1]))
+			var calls [][]byte
+			if f.Name == "log" {
+				calls = append(calls, cat(i32const(abi.LogInfo), i32const(pl[0]), i32const(pl[1])))
+			} else {
+				// every other one takes (pointer, length) pairs: each pair bad in turn, the
+				// others empty and valid
+				for j := 0; j < len(f.Params)/2; j++ {
+					var args []byte
+					for k := 0; k < len(f.Params)/2; k++ {
+						if k == j {
+							args = append(args, cat(i32const(pl[0]), i32const(pl[1]))...)
+						} else {
+							args = append(args, cat(i32const(0), i32const(0))...)
+						}
+					}
+					calls = append(calls, args)
+				}
 			}
-			body = append(body, cat(args, call(idx), i32const(-int32(abi.BadPointer)), opI32Ne, opIf, opUnreachable, opEnd)...)
+			for _, args := range calls {
+				body = append(body, cat(args, call(idx), i32const(-int32(abi.BadPointer)), opI32Ne, opIf, opUnreachable, opEnd)...)
+			}
 		}
 	}
 	body = append(body, i32const(0)...)

@@ -40,10 +40,12 @@ type eventKind int
 const (
 	eventFetch eventKind = 1
 	eventAlarm eventKind = 2
+	eventRPC   eventKind = 3 // req holds the method name (methodLen bytes) and the argument
 )
 
 type eventResult struct {
 	resp *abi.Response
+	rpc  []byte // an RPC's result
 	err  error
 }
 
@@ -54,6 +56,11 @@ type event struct {
 	name string // the name the caller addressed the object by, if any
 	req  []byte // encoded request
 	done chan eventResult
+	// calls between objects: the chain's length up to this event (0 or 1 for a client's), the
+	// caller's deadline, the RPC's method length
+	depth     int
+	deadline  time.Time
+	methodLen int
 
 	// while running
 	ctx        context.Context
@@ -67,6 +74,7 @@ type event struct {
 	// deleted the alarm (which cancels the retry if the handler then fails)
 	alarmRetry   int
 	alarmDeleted bool
+	rpcResult    []byte
 }
 
 // registry maps object keys to their loops. It is sharded so that different objects rarely
@@ -462,7 +470,7 @@ func (o *object) runEvent(db *storage.DB, ev *event) error {
 // first write), rolled back and the instance discarded if fn fails.
 func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error {
 	r := o.class.rt
-	ctx, cancel := context.WithTimeout(r.shutdown, r.cfg.EventTimeout)
+	ctx, cancel := r.eventContext(ev)
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
 	err := fn()
@@ -490,7 +498,7 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	if resp == nil {
 		resp = &abi.Response{Status: 204}
 	}
-	ev.result = eventResult{resp: resp}
+	ev.result = eventResult{resp: resp, rpc: ev.rpcResult}
 	return nil
 }
 
@@ -514,6 +522,17 @@ func (o *object) dispatch(ev *event) error {
 			in.staged = nil // do not pin a large request or value in an idle instance
 		}
 		return err
+	case eventRPC:
+		if in.rpc == nil {
+			return errors.New("the class exports no dowasm_rpc handler")
+		}
+		in.stage(ev.req)
+		err := in.call(ev, in.rpc, "rpc", uint64(ev.methodLen), uint64(len(ev.req)-ev.methodLen))
+		in.hasStaged = false
+		if cap(in.staged) > 64<<10 {
+			in.staged = nil
+		}
+		return err
 	case eventAlarm:
 		if in.alarm == nil {
 			return errors.New("the class exports no dowasm_alarm handler")
@@ -534,6 +553,7 @@ type instance struct {
 	init   api.Function
 	fetch  api.Function
 	alarm  api.Function // nil when the class has no alarm handler
+	rpc    api.Function // nil when the class has no RPC handler
 	stack  [2]uint64
 	ctxVal context.Context
 
@@ -563,7 +583,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm")}
+	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc")}
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {

@@ -119,6 +119,7 @@ type Runtime struct {
 
 	objects registry
 	idle    idleSet
+	calls   callGraph
 
 	// shutdown is cancelled by Close: in-flight events see EVENT_CANCELLED and fail.
 	shutdown       context.Context
@@ -177,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg: cfg, log: cfg.Logger, wz: wz, store: st,
 		classes: map[string]*Class{},
 		liveIDs: map[string]int{},
+		calls:   callGraph{waiting: map[string]callEdge{}},
 		clock:   cfg.Clock, alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
 	}
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())

@@ -22,6 +22,9 @@ const (
 	StatusResultTooLarge  Status = 10
 	StatusNotAllowed      Status = 11
 	StatusEventCancelled  Status = 12
+	StatusCallCycle       Status = 13
+	StatusCallFailed      Status = 14
+	StatusOverloaded      Status = 15
 )
 
 var statusNames = [...]string{
@@ -38,6 +41,9 @@ var statusNames = [...]string{
 	StatusResultTooLarge:  "RESULT_TOO_LARGE",
 	StatusNotAllowed:      "NOT_ALLOWED",
 	StatusEventCancelled:  "EVENT_CANCELLED",
+	StatusCallCycle:       "CALL_CYCLE",
+	StatusCallFailed:      "CALL_FAILED",
+	StatusOverloaded:      "OVERLOADED",
 }
 
 // String returns the ABI name of the status ("KEY_TOO_LARGE"), or STATUS_<n> for a value this SDK
@@ -56,14 +62,21 @@ type Error struct {
 	Op     string // "storage_put", "txn_begin", ...; empty in the sentinels
 	Status Status
 	// Msg says what was wrong when the SDK refused a call itself, before calling the host
-	// ("alarm time -5 ms is negative"); empty when the status is all there is to say.
+	// ("alarm time -5 ms is negative"). For ErrCallFailed and ErrCallCycle it is the message the
+	// host staged with the status: the called object's error, or the chain of waiting objects.
+	// Empty when the status is all there is to say.
 	Msg string
 }
 
+// Error formats the error as "dowasm: <op>: <msg> (<STATUS>)" when the SDK refused the call
+// itself, "dowasm: <op>: <STATUS>: <msg>" for a call between objects that failed with a message
+// from the host (CALL_FAILED, CALL_CYCLE), and "dowasm: <op>: <STATUS>" otherwise.
 func (e *Error) Error() string {
 	switch {
 	case e.Op == "":
 		return "dowasm: " + e.Status.String()
+	case e.Msg != "" && (e.Status == StatusCallFailed || e.Status == StatusCallCycle):
+		return "dowasm: " + e.Op + ": " + e.Status.String() + ": " + e.Msg
 	case e.Msg != "":
 		return "dowasm: " + e.Op + ": " + e.Msg + " (" + e.Status.String() + ")"
 	}
@@ -90,6 +103,9 @@ var (
 	ErrResultTooLarge  = &Error{Status: StatusResultTooLarge}
 	ErrNotAllowed      = &Error{Status: StatusNotAllowed}
 	ErrEventCancelled  = &Error{Status: StatusEventCancelled}
+	ErrCallCycle       = &Error{Status: StatusCallCycle}
+	ErrCallFailed      = &Error{Status: StatusCallFailed}
+	ErrOverloaded      = &Error{Status: StatusOverloaded}
 )
 
 // check turns a host function's raw result into (value, error).

@@ -23,11 +23,14 @@ pub enum Status {
     ResultTooLarge = 10,
     NotAllowed = 11,
     EventCancelled = 12,
+    CallCycle = 13,
+    CallFailed = 14,
+    Overloaded = 15,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 16] = [
         Status::Ok,
         Status::NotFound,
         Status::BadPointer,
@@ -41,6 +44,9 @@ impl Status {
         Status::ResultTooLarge,
         Status::NotAllowed,
         Status::EventCancelled,
+        Status::CallCycle,
+        Status::CallFailed,
+        Status::Overloaded,
     ];
 
     /// The status with this numeric value, if the ABI has one.
@@ -73,6 +79,9 @@ impl Status {
             Status::ResultTooLarge => "RESULT_TOO_LARGE",
             Status::NotAllowed => "NOT_ALLOWED",
             Status::EventCancelled => "EVENT_CANCELLED",
+            Status::CallCycle => "CALL_CYCLE",
+            Status::CallFailed => "CALL_FAILED",
+            Status::Overloaded => "OVERLOADED",
         }
     }
 }

@@ -54,6 +54,15 @@ func alarmGet() int32
 //go:wasmimport dowasm alarm_delete
 func alarmDelete() int32
 
+//go:wasmimport dowasm call_fetch
+func callFetch(tp unsafe.Pointer, tn uint32, rp unsafe.Pointer, rn uint32) int32
+
+//go:wasmimport dowasm call_rpc
+func callRPC(tp unsafe.Pointer, tn uint32, mp unsafe.Pointer, mn uint32, ap unsafe.Pointer, an uint32) int32
+
+//go:wasmimport dowasm rpc_return
+func rpcReturn(p unsafe.Pointer, n uint32) int32
+
 func main() {}
 
 //go:wasmexport dowasm_abi_v1
@@ -231,6 +240,9 @@ func fetch(reqLen int32) int32 {
 	if strings.HasPrefix(path, "/alarm") {
 		return alarmProbe(path, q)
 	}
+	if strings.HasPrefix(path, "/call") {
+		return callProbe(path, q)
+	}
 	return respond(404, "no such probe "+path)
 }
 
@@ -304,5 +316,149 @@ func alarm(retry, isRetry int32) int32 {
 	put("runs", strconv.Itoa(n+1))
 	l, _ := get("log")
 	put("log", l+itoa(retry)+"/"+itoa(isRetry)+"/"+during+";")
+	return 0
+}
+
+// target encodes a call target: the probe class's object name (kind 0), or an ID (kind 1) when
+// the name starts with "id:".
+func target(class, name string) []byte {
+	var b []byte
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(class)))
+	b = append(b, class...)
+	kind, v := uint32(0), name
+	if strings.HasPrefix(name, "id:") {
+		kind, v = 1, name[3:]
+	}
+	b = binary.LittleEndian.AppendUint32(b, kind)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+// rpc calls method with arg on the probe object name; "ok <result>" or "err <status> <message>".
+func rpc(class, name, method, arg string) string {
+	t, m, a := target(class, name), []byte(method), []byte(arg)
+	n := callRPC(ptr(t), uint32(len(t)), ptr(m), uint32(len(m)), ptr(a), uint32(len(a)))
+	if n < 0 {
+		msg := make([]byte, 16<<10)
+		k := resultRead(ptr(msg), uint32(len(msg)))
+		if k < 0 {
+			k = 0
+		}
+		return "err " + itoa(-n) + " " + string(msg[:k])
+	}
+	return "ok " + string(staged(n))
+}
+
+func callProbe(path, q string) int32 {
+	class := query(q, "class")
+	if class == "" {
+		class = "probe"
+	}
+	switch path {
+	case "/call-rpc": // name, method, arg
+		return respond(200, rpc(class, query(q, "name"), query(q, "method"), query(q, "arg")))
+	case "/call-fetch": // name, p (path)
+		var req []byte
+		for _, f := range []string{"POST", query(q, "p"), ""} {
+			req = binary.LittleEndian.AppendUint32(req, uint32(len(f)))
+			req = append(req, f...)
+		}
+		req = binary.LittleEndian.AppendUint32(req, 0) // no headers
+		req = binary.LittleEndian.AppendUint32(req, 0) // no body
+		t := target(class, query(q, "name"))
+		n := callFetch(ptr(t), uint32(len(t)), ptr(req), uint32(len(req)))
+		if n < 0 {
+			return respond(200, "err "+itoa(-n))
+		}
+		resp := staged(n)
+		status := binary.LittleEndian.Uint32(resp)
+		// skip the headers (count, then name/value pairs) to the body
+		rest := resp[4:]
+		hn := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		for i := uint32(0); i < 2*hn; i++ {
+			_, rest = field(rest)
+		}
+		body, _ := field(rest)
+		return respond(200, "ok "+strconv.Itoa(int(status))+" "+body)
+	case "/call-seq": // n RPC incr calls on one object: the results, comma-separated
+		n, _ := strconv.Atoi(query(q, "n"))
+		var out []string
+		for i := 0; i < n; i++ {
+			r := rpc(class, query(q, "name"), "incr", "")
+			if !strings.HasPrefix(r, "ok ") {
+				return respond(500, r)
+			}
+			out = append(out, r[3:])
+		}
+		return respond(200, strings.Join(out, ","))
+	case "/call-many": // n objects named p0..p(n-1): RPC incr on each, sum of the results
+		n, _ := strconv.Atoi(query(q, "n"))
+		sum := 0
+		for i := 0; i < n; i++ {
+			r := rpc(class, "p"+strconv.Itoa(i), "incr", "")
+			if !strings.HasPrefix(r, "ok ") {
+				return respond(500, r)
+			}
+			v, _ := strconv.Atoi(r[3:])
+			sum += v
+		}
+		return respond(200, strconv.Itoa(sum))
+	}
+	return respond(404, "no such probe "+path)
+}
+
+// rpcHandler: echo (the argument), incr (the counter "n", as for /incr), fail, trap, sleep (arg
+// ms), call (arg "name|method|arg": calls on, returns what it got as its own result, and fails
+// if the call failed).
+//
+//go:wasmexport dowasm_rpc
+func rpcHandler(methodLen, argLen int32) int32 {
+	b := staged(methodLen + argLen)
+	method, arg := string(b[:methodLen]), string(b[methodLen:])
+	out := ""
+	switch method {
+	case "echo":
+		out = arg
+	case "incr":
+		v, _ := get("n")
+		n, _ := strconv.Atoi(v)
+		n++
+		put("n", strconv.Itoa(n))
+		out = strconv.Itoa(n)
+	case "fail":
+		put("lost", "1")
+		return fail("probe: rpc failure")
+	case "trap":
+		panic("probe: rpc trap")
+	case "sleep":
+		ms, _ := strconv.Atoi(arg)
+		end := time.Now().Add(time.Duration(ms) * time.Millisecond)
+		for time.Now().Before(end) {
+		}
+		out = "slept"
+	case "wait-then-call": // "ms|name|method|arg"
+		ms, rest, _ := strings.Cut(arg, "|")
+		d, _ := strconv.Atoi(ms)
+		end := time.Now().Add(time.Duration(d) * time.Millisecond)
+		for time.Now().Before(end) {
+		}
+		arg = rest
+		fallthrough
+	case "call":
+		parts := strings.SplitN(arg, "|", 3)
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
+		r := rpc("probe", parts[0], parts[1], parts[2])
+		if !strings.HasPrefix(r, "ok ") {
+			return fail(r)
+		}
+		out = r[3:]
+	default:
+		return fail("probe: unknown method " + method)
+	}
+	o := []byte(out)
+	rpcReturn(ptr(o), uint32(len(o)))
 	return 0
 }

@@ -148,7 +148,12 @@ func (in *instance) callObject(targetEnc []byte, ev *event) (eventResult, *callE
 	select {
 	case res := <-ev.done:
 		if res.err != nil {
-			return eventResult{}, &callError{abi.CallFailed, res.err.Error()}
+			msg := res.err.Error()
+			var ee *EventError
+			if errors.As(res.err, &ee) {
+				msg = calleeLabel + ": " + ee.Err.Error() // name the callee as the caller did
+			}
+			return eventResult{}, &callError{abi.CallFailed, msg}
 		}
 		return res, nil
 	case <-cur.ctx.Done():
@@ -177,8 +182,10 @@ func hfCallFetch(in *instance, a []uint64) int32 {
 	if !ok {
 		return fail(abi.BadPointer)
 	}
-	if _, err := abi.DecodeRequest(reqb); err != nil {
+	if req, err := abi.DecodeRequest(reqb); err != nil {
 		return in.callFailed(&callError{abi.InvalidArgument, "malformed request: " + err.Error()})
+	} else if !strings.HasPrefix(req.Path, "/") {
+		return in.callFailed(&callError{abi.InvalidArgument, fmt.Sprintf("request path %q does not start with /", req.Path)})
 	}
 	target = append([]byte(nil), target...) // guest memory may move while we wait
 	ev := &event{kind: eventFetch, req: append([]byte(nil), reqb...)}

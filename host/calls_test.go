@@ -25,6 +25,9 @@ func TestCallRPCAndFetch(t *testing.T) {
 	if got := mustDo(t, c, "a", "/call-fetch?name=b&p=/incr"); got != "ok 200 3" {
 		t.Fatalf("fetch: %s", got)
 	}
+	if got := mustDo(t, c, "a", "/call-fetch?name=b&p=incr"); got != "err 6" {
+		t.Fatalf("fetch of a path without /: %s", got)
+	}
 	if got := mustDo(t, c, "a", "/call-rpc?name=b&method=echo&arg=hello"); got != "ok hello" {
 		t.Fatalf("echo: %s", got)
 	}
@@ -41,7 +44,7 @@ func TestCallErrorsReachTheCaller(t *testing.T) {
 	rt := newTestRuntime(t, Config{})
 	c := loadProbe(t, rt)
 	for _, tc := range []struct{ q, want string }{
-		{"name=b&method=fail", "err 14 object probe/"},
+		{"name=b&method=fail", "err 14 probe/b: rpc returned error code 1"},
 		{"name=b&method=fail", "probe: rpc failure"},
 		{"name=b&method=trap", "rpc trapped"},
 		{"name=b&method=nope", "probe: unknown method nope"},

@@ -23,3 +23,9 @@ func exportFetch(reqLen int32) int32 { return runFetch(reqLen) }
 //
 //go:wasmexport dowasm_alarm
 func exportAlarm(retryCount, isRetry int32) int32 { return runAlarm(retryCount, isRetry) }
+
+// dowasm_rpc is exported by every module too: a call to a class that does not implement RPCer
+// fails in the callee with a message saying so, which the caller receives as CALL_FAILED.
+//
+//go:wasmexport dowasm_rpc
+func exportRPC(methodLen, argLen int32) int32 { return runRPC(methodLen, argLen) }

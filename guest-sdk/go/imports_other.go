@@ -35,5 +35,9 @@ func (rawABI) alarmSet(int64) int32     { return notAllowed }
 func (rawABI) alarmGet() int32          { return notAllowed }
 func (rawABI) alarmDelete() int32       { return notAllowed }
 
+func (rawABI) callFetch(_, _ []byte) int32          { return notAllowed }
+func (rawABI) callRPC([]byte, string, []byte) int32 { return notAllowed }
+func (rawABI) rpcReturn([]byte) int32               { return notAllowed }
+
 // The clock is the only host service with a native stand-in: the system clock.
 func (rawABI) nowNanos() int64 { return time.Now().UnixNano() }

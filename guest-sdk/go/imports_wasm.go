@@ -76,6 +76,15 @@ func hostAlarmGet() int32
 //go:wasmimport dowasm alarm_delete
 func hostAlarmDelete() int32
 
+//go:wasmimport dowasm call_fetch
+func hostCallFetch(tp unsafe.Pointer, tn uint32, rp unsafe.Pointer, rn uint32) int32
+
+//go:wasmimport dowasm call_rpc
+func hostCallRPC(tp unsafe.Pointer, tn uint32, mp unsafe.Pointer, mn uint32, ap unsafe.Pointer, an uint32) int32
+
+//go:wasmimport dowasm rpc_return
+func hostRPCReturn(p unsafe.Pointer, n uint32) int32
+
 // The WASI realtime clock, for Now. The Go and TinyGo runtimes import it too (for time.Now);
 // importing it here as well spares modules that do not use package time its ~250 KB.
 //
@@ -130,6 +139,13 @@ func (rawABI) txnRollback() int32         { return hostTxnRollback() }
 func (rawABI) alarmSet(ms int64) int32    { return hostAlarmSet(ms) }
 func (rawABI) alarmGet() int32            { return hostAlarmGet() }
 func (rawABI) alarmDelete() int32         { return hostAlarmDelete() }
+func (rawABI) callFetch(target, req []byte) int32 {
+	return hostCallFetch(ptr(target), uint32(len(target)), ptr(req), uint32(len(req)))
+}
+func (rawABI) callRPC(target []byte, method string, arg []byte) int32 {
+	return hostCallRPC(ptr(target), uint32(len(target)), sptr(method), uint32(len(method)), ptr(arg), uint32(len(arg)))
+}
+func (rawABI) rpcReturn(b []byte) int32 { return hostRPCReturn(ptr(b), uint32(len(b))) }
 
 // nowNanos reads the WASI realtime clock in nanoseconds since the Unix epoch; 0 on an error.
 func (rawABI) nowNanos() int64 {

@@ -23,6 +23,10 @@
 // the object's alarm, and the host calls Alarm at or after that time, even when the object has no
 // other events.
 //
+// Objects can call each other: Object.Stub (or StubByID) names another object, Stub.Fetch sends it
+// an HTTP request and Stub.Call an RPC, which a class answers by implementing RPCer. The caller
+// waits; the callee runs the call as its own event with its own transaction.
+//
 // The SDK implements guest ABI v1 (abi/ABI.md in the dowasm repository) and exports the guest
 // functions itself. It uses no reflection, goroutines, encoding/json or net/http, so TinyGo can
 // compile it too.

@@ -324,3 +324,141 @@ func TestAlarmHandler(t *testing.T) {
 		t.Errorf("Now() = %d", now)
 	}
 }
+
+func TestCallEncodings(t *testing.T) {
+	// The target encoding: bytes class, u32 kind, bytes value.
+	s := (&Object{}).Stub("shards", "c.shard1")
+	want := appendString(nil, "shards")
+	want = appendU32(want, 0)
+	want = appendString(want, "c.shard1")
+	if !bytes.Equal(s.target, want) || s.label != "shards/c.shard1" {
+		t.Fatalf("Stub target %q label %q", s.target, s.label)
+	}
+	id := "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	s = (&Object{}).StubByID("rooms", id)
+	want = appendString(nil, "rooms")
+	want = appendU32(want, 1)
+	want = appendString(want, id)
+	if !bytes.Equal(s.target, want) || s.label != "rooms/id/"+id {
+		t.Fatalf("StubByID target %q label %q", s.target, s.label)
+	}
+
+	// A request is encoded exactly as the host encodes requests to guests (and decodes back).
+	req := &Request{Method: "POST", Path: "/x", Query: "a=1", Headers: Headers{{"Content-Type", "a"}, {"X-M", "1"}, {"X-M", "2"}}, Body: []byte("body")}
+	got := appendRequest(nil, req)
+	if !bytes.Equal(got, encodeRequest("POST", "/x", "a=1", req.Headers, req.Body)) {
+		t.Fatalf("appendRequest %q", got)
+	}
+	if !bytes.Equal(appendRequest(nil, &Request{Method: "GET", Path: "/x", Query: "y=1"}),
+		[]byte{3, 0, 0, 0, 'G', 'E', 'T', 2, 0, 0, 0, '/', 'x', 3, 0, 0, 0, 'y', '=', '1', 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Fatal("appendRequest of the ABI.md example")
+	}
+	if q, ok := decodeRequest(got); !ok || q.Method != "POST" || q.Path != "/x" || q.Query != "a=1" || len(q.Headers) != 3 || string(q.Body) != "body" {
+		t.Fatalf("round trip %+v %v", q, ok)
+	}
+
+	// A response decodes from the encoding the SDK sends with response_set.
+	r := Text(201, "hi").WithHeader("X-A", "1").WithHeader("X-A", "2")
+	b := r.encode(nil)
+	d, ok := decodeResponse(b)
+	if !ok || d.Status != 201 || len(d.Headers) != 3 || d.Headers.Get("content-type") != textPlain ||
+		len(d.Headers.Values("X-A")) != 2 || string(d.Body) != "hi" {
+		t.Fatalf("decodeResponse %+v %v", d, ok)
+	}
+	for i := range b {
+		if _, ok := decodeResponse(b[:i]); ok {
+			t.Fatalf("truncated response (%d of %d bytes) decoded", i, len(b))
+		}
+	}
+	if _, ok := decodeResponse(append(b, 0)); ok {
+		t.Fatal("trailing byte accepted")
+	}
+	if d, ok := decodeResponse(Bytes(204, nil).encode(nil)); !ok || d.Status != 204 || d.Headers != nil || d.Body != nil {
+		t.Fatalf("empty response %+v %v", d, ok)
+	}
+	huge := appendU32(nil, 200)
+	huge = appendU32(huge, 1<<30)
+	if _, ok := decodeResponse(huge); ok {
+		t.Fatal("header count beyond the input accepted")
+	}
+}
+
+func TestCallErrors(t *testing.T) {
+	e := &Error{Op: "call_rpc shards/c.shard1 add", Status: StatusCallFailed, Msg: "add: bad amount"}
+	if e.Error() != "dowasm: call_rpc shards/c.shard1 add: add: bad amount (CALL_FAILED)" || !errors.Is(e, ErrCallFailed) {
+		t.Fatalf("%v", e)
+	}
+	e = &Error{Op: "call_rpc a/b m", Status: StatusCallCycle, Msg: "a/b -> a/c -> a/b"}
+	if e.Error() != "dowasm: call_rpc a/b m: a/b -> a/c -> a/b (CALL_CYCLE)" || !errors.Is(e, ErrCallCycle) {
+		t.Fatalf("%v", e)
+	}
+	if err := callError("call_rpc a/b m", -int32(StatusOverloaded)); err.Error() != "dowasm: call_rpc a/b m: OVERLOADED" || !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("%v", err)
+	}
+	// Off WebAssembly the host refuses (NOT_ALLOWED); a long method name is refused by the SDK.
+	s := (&Object{}).Stub("shards", "c")
+	if _, err := s.Call("add", []byte("1")); !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: call_rpc shards/c add: NOT_ALLOWED" {
+		t.Fatalf("native Call: %v", err)
+	}
+	if _, err := s.Fetch(&Request{Method: "GET", Path: "/value"}); !errors.Is(err, ErrNotAllowed) || err.Error() != "dowasm: call_fetch shards/c GET /value: NOT_ALLOWED" {
+		t.Fatalf("native Fetch: %v", err)
+	}
+	long := string(make([]byte, MaxMethodSize+1))
+	if _, err := s.Call(long, nil); !errors.Is(err, ErrInvalidArgument) || err.Error() != "dowasm: call_rpc shards/c: method name is 257 bytes; the limit is 256 (INVALID_ARGUMENT)" {
+		t.Fatalf("long method: %v", err)
+	}
+}
+
+type rpcClass struct {
+	plainClass
+	method string
+	arg    []byte
+}
+
+func (c *rpcClass) RPC(method string, arg []byte) ([]byte, error) {
+	c.method, c.arg = method, arg
+	if method == "fail" {
+		return nil, errors.New("unknown method fail")
+	}
+	return append([]byte("re:"), arg...), nil
+}
+
+func TestRPCHandler(t *testing.T) {
+	c := &rpcClass{}
+	res, msg := handleRPC(c, []byte("addxyz"), 3)
+	if msg != "" || string(res) != "re:xyz" || c.method != "add" || string(c.arg) != "xyz" {
+		t.Fatalf("handleRPC: %q %q %+v", res, msg, c)
+	}
+	if _, msg := handleRPC(c, []byte("get"), 3); msg != "" || c.method != "get" || c.arg != nil {
+		t.Fatalf("empty argument: %q %+v", msg, c)
+	}
+	if _, msg := handleRPC(c, []byte("fail"), 4); msg != "unknown method fail" {
+		t.Fatalf("failing RPC: %q", msg)
+	}
+	if _, msg := handleRPC(c, []byte("ab"), 3); msg == "" {
+		t.Fatal("method longer than the staged bytes accepted")
+	}
+	if _, msg := handleRPC(plainClass{}, nil, 0); msg != errNoRPCMethod {
+		t.Fatalf("class without RPC: %q", msg)
+	}
+	withClass(t, nil, func() {
+		if rc := rpc(0, 0); rc == 0 {
+			t.Error("dowasm_rpc before init succeeded")
+		}
+	})
+	withClass(t, plainClass{}, func() {
+		if rc := rpc(0, 0); rc == 0 {
+			t.Error("dowasm_rpc of a class without RPC succeeded")
+		}
+	})
+	withClass(t, &rpcClass{}, func() {
+		if rc := rpc(-1, 0); rc == 0 {
+			t.Error("negative method length accepted")
+		}
+		// Natively rpc_return is refused, so only an empty result succeeds: method "" and
+		// argument "" (nothing staged to read) returns "re:" and fails at rpc_return.
+		if rc := rpc(0, 0); rc == 0 {
+			t.Error("rpc_return refused natively, yet dowasm_rpc succeeded")
+		}
+	})
+}

@@ -68,15 +68,13 @@ type Error struct {
 	Msg string
 }
 
-// Error formats the error as "dowasm: <op>: <msg> (<STATUS>)" when the SDK refused the call
-// itself, "dowasm: <op>: <STATUS>: <msg>" for a call between objects that failed with a message
-// from the host (CALL_FAILED, CALL_CYCLE), and "dowasm: <op>: <STATUS>" otherwise.
+// Error formats the error as "dowasm: <op>: <msg> (<STATUS>)" when there is a message (the SDK
+// refused the call itself, or a call between objects failed with the host's message), and
+// "dowasm: <op>: <STATUS>" otherwise. (The Rust SDK formats its errors the same way.)
 func (e *Error) Error() string {
 	switch {
 	case e.Op == "":
 		return "dowasm: " + e.Status.String()
-	case e.Msg != "" && (e.Status == StatusCallFailed || e.Status == StatusCallCycle):
-		return "dowasm: " + e.Op + ": " + e.Status.String() + ": " + e.Msg
 	case e.Msg != "":
 		return "dowasm: " + e.Op + ": " + e.Msg + " (" + e.Status.String() + ")"
 	}

@@ -37,7 +37,7 @@ var toolchains = []struct {
 	{toolchain.Rust, "rust"},
 }
 
-var examples = []string{"counter", "ticket", "ratelimit", "sessions"}
+var examples = []string{"counter", "ticket", "ratelimit", "sessions", "shards", "rooms"}
 
 // epoch is where every conformance run's clock starts: the runtime's clock (and so the guests'
 // wall clock and alarms) is a manual one, so times in answers are exact and alarms fire when a
@@ -397,6 +397,63 @@ func init() {
 			{method: "GET", path: "/alarm", status: 200, want: at(time.Minute) + nl},
 			{method: "GET", path: "/sessions", advance: 20 * time.Second, alarmRuns: 1, status: 200, want: ""},
 			{method: "GET", path: "/alarm", status: 200, want: "none\n"},
+		},
+	}
+}
+
+func init() {
+	allow := func(a string) map[string]string { return map[string]string{"Allow": a, "Content-Type": textPlain} }
+	na := "method not allowed\n"
+	// The front "conformance" spreads increments over its shards conformance.shard0..3 (RPC),
+	// sums them (RPC) and shows them (fetch to each shard).
+	scripts["shards"] = script{
+		steps: []step{
+			{method: "GET", path: "/total", status: 200, want: "0\n", headers: text},
+			{method: "POST", path: "/increment", status: 200, want: "0 1\n", headers: text},
+			{method: "POST", path: "/increment", status: 200, want: "1 1\n"},
+			{method: "POST", path: "/increment", status: 200, want: "2 1\n"},
+			{method: "POST", path: "/increment", status: 200, want: "3 1\n"},
+			{method: "POST", path: "/increment", status: 200, want: "0 2\n"},
+			{method: "GET", path: "/total", status: 200, want: "5\n"},
+			{method: "GET", path: "/shards", status: 200, want: "0 2\n1 1\n2 1\n3 1\n", headers: text},
+			{method: "GET", path: "/value", status: 200, want: "0\n"},
+			{method: "GET", path: "/increment", status: 405, want: na, headers: allow("POST")},
+			{method: "POST", path: "/total", status: 405, want: na, headers: allow("GET")},
+			{method: "POST", path: "/shards", status: 405, want: na, headers: allow("GET")},
+			{method: "PUT", path: "/value", status: 405, want: na, headers: allow("GET")},
+			{method: "GET", path: "/nope", status: 404, want: "not found\n", headers: text},
+		},
+		stored: []string{"next=5"},
+		restart: []step{
+			{method: "GET", path: "/total", status: 200, want: "5\n"},
+			{method: "POST", path: "/increment", status: 200, want: "1 2\n"},
+		},
+	}
+	// The registry "conformance" and its rooms conformance.room.<room> (RPC join/leave/count).
+	scripts["rooms"] = script{
+		steps: []step{
+			{method: "GET", path: "/rooms", status: 200, want: "", headers: text},
+			{method: "POST", path: "/rooms/red/join?member=ann", status: 200, want: "1\n", headers: text},
+			{method: "POST", path: "/rooms/red/join?member=bob", status: 200, want: "2\n"},
+			{method: "POST", path: "/rooms/blue/join?member=ann", status: 200, want: "1\n"},
+			{method: "POST", path: "/rooms/red/join?member=ann", status: 200, want: "2\n"}, // already in
+			{method: "GET", path: "/rooms", status: 200, want: "blue 1\nred 2\n"},
+			{method: "POST", path: "/rooms/red/leave?member=ann", status: 200, want: "1\n"},
+			{method: "POST", path: "/rooms/blue/leave?member=ann", status: 200, want: "0\n"},
+			{method: "GET", path: "/rooms", status: 200, want: "red 1\n"},
+			{method: "GET", path: "/members", status: 200, want: ""},
+			{method: "POST", path: "/rooms/Red/join?member=x", status: 400, want: "bad room name\n", headers: text},
+			{method: "POST", path: "/rooms/" + strings.Repeat("r", 65) + "/join?member=x", status: 400, want: "bad room name\n"},
+			{method: "POST", path: "/rooms/red/join?member=A", status: 400, want: "bad member name\n"},
+			{method: "POST", path: "/rooms/red/join", status: 400, want: "bad member name\n"},
+			{method: "GET", path: "/rooms/red/join?member=x", status: 405, want: na, headers: allow("POST")},
+			{method: "POST", path: "/rooms", status: 405, want: na, headers: allow("GET")},
+			{method: "POST", path: "/members", status: 405, want: na, headers: allow("GET")},
+			{method: "GET", path: "/nope", status: 404, want: "not found\n", headers: text},
+		},
+		stored: []string{"room:red="},
+		restart: []step{
+			{method: "GET", path: "/rooms", status: 200, want: "red 1\n"},
 		},
 	}
 }

@@ -2,7 +2,7 @@
 //! `u32` length followed by the data. The SDK uses these functions for every host call; they are
 //! public so that tests and tools can build and check the bytes that cross the boundary.
 
-use crate::http::{Headers, Request, Response};
+use crate::http::{Headers, Request, Response, MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE};
 use crate::storage::{Entry, ListOptions};
 
 /// Appends a little-endian `u32`.
@@ -132,6 +132,70 @@ pub fn encode_response(r: &Response) -> Vec<u8> {
     }
     put_bytes(&mut b, &r.body);
     b
+}
+
+/// Decodes a *response* as `call_fetch` stages it (the inverse of [`encode_response`]); `None`
+/// when it is malformed or outside the response limits (status 200–599, at most 4,096 headers
+/// totalling 64 KiB, a body of at most 32 MiB), as the host's own decoding.
+pub fn decode_response(b: &[u8]) -> Option<Response> {
+    let mut r = Reader::new(b);
+    let status = r.u32();
+    let n = r.count(8);
+    if n > MAX_HEADER_COUNT {
+        return None;
+    }
+    let mut headers = Headers::new();
+    let mut total = 0;
+    for _ in 0..n {
+        let name = r.bytes();
+        let value = r.bytes();
+        total += name.len() + value.len();
+        headers.add(string(name), value.to_vec());
+    }
+    let body = r.bytes();
+    if !r.done()
+        || !(200..=599).contains(&status)
+        || total > MAX_HEADER_SIZE
+        || body.len() > MAX_BODY_SIZE
+    {
+        return None;
+    }
+    Some(Response {
+        status: status as u16,
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+/// The kinds of the call *target* encoding.
+pub mod target_kind {
+    /// `value` is a name: the object whose ID derives from it.
+    pub const NAME: u32 = 0;
+    /// `value` is an object ID in hex, as minted by the class.
+    pub const ID: u32 = 1;
+}
+
+/// Encodes a call *target* (`call_fetch`, `call_rpc`): `bytes class`, `u32 kind`, `bytes value`.
+pub fn encode_target(class: &[u8], kind: u32, value: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(12 + class.len() + value.len());
+    put_bytes(&mut b, class);
+    put_u32(&mut b, kind);
+    put_bytes(&mut b, value);
+    b
+}
+
+/// Decodes a call *target* into (class, kind, value); `None` when it is malformed (the host's
+/// side, used by tests). The kind is not checked.
+pub fn decode_target(b: &[u8]) -> Option<(Vec<u8>, u32, Vec<u8>)> {
+    let mut r = Reader::new(b);
+    let class = r.bytes().to_vec();
+    let kind = r.u32();
+    let value = r.bytes().to_vec();
+    if r.done() {
+        Some((class, kind, value))
+    } else {
+        None
+    }
 }
 
 /// Encodes a *key list*.

@@ -40,6 +40,7 @@
 
 #![warn(missing_debug_implementations)]
 
+mod call;
 pub mod codec;
 mod http;
 mod object;
@@ -51,6 +52,7 @@ mod sys;
 #[cfg(test)]
 mod tests;
 
+pub use call::{Stub, MAX_CALL_DEPTH, MAX_METHOD_SIZE};
 pub use http::{
     unescape, Header, Headers, Request, Response, MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE,
     TEXT_PLAIN,
@@ -70,9 +72,10 @@ pub const ABI_VERSION: u32 = 1;
 pub use object::rt as __rt;
 
 /// Exports an [`Object`] type as the module's class: generates the guest exports of ABI v1
-/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`, `dowasm_alarm`) in your crate, which must be
-/// a `cdylib`. `dowasm_alarm` is always exported, so the host lets every class set alarms; the
-/// default [`Object::alarm`] drops them with an error.
+/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`, `dowasm_alarm`, `dowasm_rpc`) in your crate,
+/// which must be a `cdylib`. `dowasm_alarm` is always exported, so the host lets every class set
+/// alarms; the default [`Object::alarm`] drops them with an error. `dowasm_rpc` is always
+/// exported too; the default [`Object::rpc`] fails every call with an error.
 /// Use it once per crate:
 ///
 /// ```ignore
@@ -99,6 +102,11 @@ macro_rules! export {
             #[no_mangle]
             pub extern "C" fn dowasm_alarm(retry_count: i32, is_retry: i32) -> i32 {
                 $crate::__rt::alarm(retry_count, is_retry)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn dowasm_rpc(method_len: i32, arg_len: i32) -> i32 {
+                $crate::__rt::rpc(method_len, arg_len)
             }
         };
     };

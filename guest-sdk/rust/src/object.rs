@@ -2,10 +2,11 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::call::Stub;
 use crate::codec;
 use crate::http::{Request, Response};
 use crate::status::{check, code_name, Error, Result};
-use crate::storage::{read_staged, Storage};
+use crate::storage::{read_staged, Storage, MAX_RESULT_SIZE};
 use crate::sys;
 
 /// An object class. Implement it for your type and export it with [`export!`](crate::export).
@@ -13,8 +14,9 @@ use crate::sys;
 /// dowasm runs one instance per object ID and delivers its events one at a time, so a handler
 /// never runs concurrently with itself and may keep state in `self`.
 ///
-/// Handlers for other kinds of events ([`alarm`](Object::alarm), later WebSockets) are methods
-/// with default implementations, so a class implements only the ones it uses.
+/// Handlers for other kinds of events ([`alarm`](Object::alarm), [`rpc`](Object::rpc), later
+/// WebSockets) are methods with default implementations, so a class implements only the ones it
+/// uses.
 pub trait Object {
     /// The constructor. It runs once per instance, before the instance's first event (when the
     /// object is first used, and whenever it wakes after eviction or a failed event), inside
@@ -49,7 +51,25 @@ pub trait Object {
         let _ = Storage::new().delete_alarm();
         Err(Error::new(NO_ALARM_HANDLER))
     }
+
+    /// Handles an RPC from another object ([`Stub::call`]): `method` names what to do, `arg`
+    /// are the caller's bytes, and the bytes returned go back to the caller. An event like any
+    /// other: one at a time with the object's other events, in its own transaction, committed
+    /// before the caller gets the result.
+    ///
+    /// Returning `Err` (or panicking) fails the event: its writes are rolled back, the instance
+    /// is discarded, and the caller's [`Stub::call`] fails with
+    /// [`Status::CallFailed`](crate::Status::CallFailed) and this error's message. The default
+    /// implementation fails with an error saying that the class has no RPC handler.
+    fn rpc(&mut self, method: &str, arg: Vec<u8>) -> Result<Vec<u8>> {
+        let _ = (method, arg);
+        Err(Error::new(NO_RPC_HANDLER))
+    }
 }
+
+/// The error of the default [`Object::rpc`].
+pub(crate) const NO_RPC_HANDLER: &str =
+    "dowasm: this class has no RPC handler (override Object::rpc to answer Stub::call)";
 
 /// The error of the default [`Object::alarm`].
 pub(crate) const NO_ALARM_HANDLER: &str =
@@ -119,6 +139,22 @@ impl Context {
             .and_then(|n| read_staged("object_name", n))
             .map(|b| codec::string(&b))
             .ok()
+    }
+
+    /// Another object, by name: the object of class `class` whose ID derives from `name`
+    /// (the object `/<class>/<name>/...` reaches). Use it with [`Stub::fetch`] and
+    /// [`Stub::call`]. Nothing is checked until a call: an unknown class is
+    /// [`Status::NotFound`](crate::Status::NotFound), an empty name or one longer than 1,024
+    /// bytes [`Status::InvalidArgument`](crate::Status::InvalidArgument).
+    pub fn stub(&self, class: &str, name: &str) -> Stub {
+        Stub::new(class, codec::target_kind::NAME, name)
+    }
+
+    /// Another object, by ID: 64 hex characters as [`id`](Self::id) returns them, minted by the
+    /// namespace of class `class` (an ID of another class is
+    /// [`Status::InvalidArgument`](crate::Status::InvalidArgument) at the first call).
+    pub fn stub_by_id(&self, class: &str, id_hex: &str) -> Stub {
+        Stub::new(class, codec::target_kind::ID, id_hex)
     }
 
     /// Writes one line (at most 16 KiB; the host truncates longer lines) to the host's
@@ -257,6 +293,51 @@ pub mod rt {
                 Ok(()) => 0,
                 Err(e) => fail(&e.to_string()),
             }
+        })
+    }
+
+    /// `dowasm_rpc`: reads the staged method and argument, runs the RPC handler and sets the
+    /// result.
+    pub fn rpc(method_len: i32, arg_len: i32) -> i32 {
+        INSTANCE.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let obj = match guard.as_mut() {
+                Some(obj) => obj,
+                None => return fail("dowasm_rpc before a successful dowasm_init"),
+            };
+            let total = match method_len.checked_add(arg_len) {
+                Some(n) if method_len >= 0 && arg_len >= 0 => n,
+                _ => {
+                    return fail(&format!(
+                        "malformed RPC lengths from the host ({} + {} bytes)",
+                        method_len, arg_len
+                    ))
+                }
+            };
+            let mut method = match read_staged("rpc", total) {
+                Ok(b) => b,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let arg = method.split_off(method_len as usize);
+            let method = codec::string(&method);
+            let result = match obj.rpc(&method, arg) {
+                Ok(r) => r,
+                Err(e) => return fail(&e.to_string()),
+            };
+            if result.is_empty() {
+                return 0; // the caller gets empty bytes when none were set
+            }
+            if result.len() > MAX_RESULT_SIZE {
+                return fail(&format!(
+                    "RPC result is {} bytes; the limit is 32 MiB",
+                    result.len()
+                ));
+            }
+            let rc = sys::rpc_return(&result);
+            if rc < 0 {
+                return fail(&format!("rpc_return: {}", code_name(rc.wrapping_neg())));
+            }
+            0
         })
     }
 }

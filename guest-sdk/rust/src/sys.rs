@@ -51,6 +51,21 @@ mod imports {
         pub fn alarm_set(time_ms: i64) -> i32;
         pub fn alarm_get() -> i32;
         pub fn alarm_delete() -> i32;
+        pub fn call_fetch(
+            target_ptr: *const u8,
+            target_len: usize,
+            req_ptr: *const u8,
+            req_len: usize,
+        ) -> i32;
+        pub fn call_rpc(
+            target_ptr: *const u8,
+            target_len: usize,
+            method_ptr: *const u8,
+            method_len: usize,
+            arg_ptr: *const u8,
+            arg_len: usize,
+        ) -> i32;
+        pub fn rpc_return(ptr: *const u8, len: usize) -> i32;
     }
 
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
@@ -92,6 +107,25 @@ pub(crate) fn read_result(n: usize) -> Result<Vec<u8>, i32> {
     // SAFETY: the host wrote exactly n bytes (got == n) into the vector's allocation of
     // capacity n; u8 has no invalid bit patterns.
     unsafe { v.set_len(n) };
+    Ok(v)
+}
+
+/// Copies at most `max` bytes of the staged result into a new vector, whatever its length (for
+/// a staged message whose length the call did not return: a failed call's). Returns `Err(rc)`
+/// with the raw result of `result_read` when it is negative.
+pub(crate) fn read_result_upto(max: usize) -> Result<Vec<u8>, i32> {
+    let mut v: Vec<u8> = Vec::with_capacity(max);
+    if max == 0 {
+        return Ok(v);
+    }
+    let got = host!(result_read(v.as_mut_ptr(), max));
+    if got < 0 {
+        return Err(got);
+    }
+    let got = (got as usize).min(max);
+    // SAFETY: the host wrote `got` bytes (at most `max`, the vector's capacity) into the
+    // vector's allocation; u8 has no invalid bit patterns.
+    unsafe { v.set_len(got) };
     Ok(v)
 }
 
@@ -176,6 +210,35 @@ pub(crate) fn alarm_get() -> i32 {
 
 pub(crate) fn alarm_delete() -> i32 {
     host!(alarm_delete())
+}
+
+/// Sends an encoded request to the object named by the encoded target and waits; stages the
+/// encoded response and returns its length.
+pub(crate) fn call_fetch(target: &[u8], req: &[u8]) -> i32 {
+    host!(call_fetch(
+        target.as_ptr(),
+        target.len(),
+        req.as_ptr(),
+        req.len()
+    ))
+}
+
+/// Calls `method` with `arg` on the object named by the encoded target and waits; stages the
+/// callee's result bytes and returns their length.
+pub(crate) fn call_rpc(target: &[u8], method: &[u8], arg: &[u8]) -> i32 {
+    host!(call_rpc(
+        target.as_ptr(),
+        target.len(),
+        method.as_ptr(),
+        method.len(),
+        arg.as_ptr(),
+        arg.len()
+    ))
+}
+
+/// Sets the result of the current RPC event; the host copies it.
+pub(crate) fn rpc_return(b: &[u8]) -> i32 {
+    host!(rpc_return(b.as_ptr(), b.len()))
 }
 
 /// The wall clock (WASI realtime clock, id 0) in nanoseconds since the Unix epoch, or `None`

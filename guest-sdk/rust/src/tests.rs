@@ -1,6 +1,7 @@
 //! Native tests of the pure parts: encodings (byte for byte against abi/ABI.md), query
-//! decoding, key helpers, the status table, quoting, response checks and alarms (the staged
-//! time, the handler's arguments, the default handler, refused times).
+//! decoding, key helpers, the status table, quoting, response checks, alarms (the staged
+//! time, the handler's arguments, the default handler, refused times) and calls (the target
+//! and staged response encodings, call errors, the default RPC handler).
 
 use crate::codec::*;
 use crate::*;
@@ -291,6 +292,9 @@ fn status_table() {
         "RESULT_TOO_LARGE",
         "NOT_ALLOWED",
         "EVENT_CANCELLED",
+        "CALL_CYCLE",
+        "CALL_FAILED",
+        "OVERLOADED",
     ];
     assert_eq!(Status::ALL.len(), names.len());
     for (i, s) in Status::ALL.iter().enumerate() {
@@ -298,7 +302,7 @@ fn status_table() {
         assert_eq!(s.name(), names[i]);
         assert_eq!(Status::from_code(i as i32), Some(*s));
     }
-    assert_eq!(Status::from_code(13), None);
+    assert_eq!(Status::from_code(16), None);
     assert_eq!(Status::from_code(-1), None);
 
     // The source has one `    CamelName = N,` line per status (a host test parses it).
@@ -474,4 +478,174 @@ fn alarm_calls() {
         s.delete_alarm().unwrap_err().to_string(),
         "dowasm: alarm_delete: NOT_ALLOWED"
     );
+}
+
+#[test]
+fn response_decoding() {
+    // decode_response is the inverse of encode_response (what call_fetch stages).
+    let r = Response::text(201, "made\n")
+        .with_header("X-A", "1")
+        .with_header("X-A", b"\xff".to_vec());
+    let b = encode_response(&r);
+    assert_eq!(decode_response(&b), Some(r));
+    let empty = Response::no_content();
+    assert_eq!(decode_response(&encode_response(&empty)), Some(empty));
+    // Truncated anywhere, or with a trailing byte: malformed.
+    for n in 0..b.len() {
+        assert_eq!(decode_response(&b[..n]), None, "truncated to {}", n);
+    }
+    let mut long = b.clone();
+    long.push(0);
+    assert_eq!(decode_response(&long), None);
+    // Statuses outside 200-599 are not responses.
+    for status in [0u16, 100, 199, 600, 65535] {
+        let r = Response::bytes(status, b"x".to_vec());
+        assert_eq!(decode_response(&encode_response(&r)), None, "{}", status);
+    }
+    for status in [200u16, 404, 599] {
+        let r = Response::bytes(status, Vec::new());
+        assert_eq!(decode_response(&encode_response(&r)), Some(r));
+    }
+    let mut big = Vec::new();
+    put_u32(&mut big, 70_000);
+    put_u32(&mut big, 0);
+    put_bytes(&mut big, b"");
+    assert_eq!(decode_response(&big), None, "a status beyond u16");
+    // More than 4,096 headers, or more than 64 KiB of them: refused.
+    let mut many = Response::bytes(200, Vec::new());
+    for _ in 0..MAX_HEADER_COUNT {
+        many.headers.add("A", "");
+    }
+    assert!(decode_response(&encode_response(&many)).is_some());
+    many.headers.add("A", "");
+    assert_eq!(decode_response(&encode_response(&many)), None);
+    let fat = Response::bytes(200, Vec::new()).with_header("A", vec![b'a'; MAX_HEADER_SIZE - 1]);
+    assert!(decode_response(&encode_response(&fat)).is_some());
+    let fat = fat.with_header("B", "");
+    assert_eq!(decode_response(&encode_response(&fat)), None);
+    // A header count the rest cannot hold is refused before allocating.
+    let mut huge = Vec::new();
+    put_u32(&mut huge, 200);
+    put_u32(&mut huge, u32::MAX);
+    assert_eq!(decode_response(&huge), None);
+}
+
+#[test]
+fn target_encoding() {
+    // bytes class, u32 kind (0 name, 1 id), bytes value.
+    let b = encode_target(b"shards", target_kind::NAME, b"c.shard1");
+    assert_eq!(
+        b,
+        b"\x06\x00\x00\x00shards\x00\x00\x00\x00\x08\x00\x00\x00c.shard1"
+    );
+    assert_eq!(
+        decode_target(&b),
+        Some((b"shards".to_vec(), 0, b"c.shard1".to_vec()))
+    );
+    let hex = "ab".repeat(32);
+    let b = encode_target(b"rooms", target_kind::ID, hex.as_bytes());
+    assert_eq!(&b[..9], b"\x05\x00\x00\x00rooms");
+    assert_eq!(&b[9..13], b"\x01\x00\x00\x00");
+    assert_eq!(&b[13..17], b"\x40\x00\x00\x00");
+    assert_eq!(
+        decode_target(&b),
+        Some((b"rooms".to_vec(), 1, hex.into_bytes()))
+    );
+    for n in 0..b.len() {
+        assert_eq!(decode_target(&b[..n]), None, "truncated to {}", n);
+    }
+    // The stubs encode the same targets.
+    let ctx = Context::new();
+    assert_eq!(
+        ctx.stub("shards", "c.shard1"),
+        ctx.stub("shards", "c.shard1")
+    );
+    assert_eq!(ctx.stub("shards", "c.shard1").label(), "shards/c.shard1");
+    assert_eq!(ctx.stub_by_id("rooms", "00ff").label(), "rooms/id/00ff");
+    assert_ne!(ctx.stub("rooms", "00ff"), ctx.stub_by_id("rooms", "00ff"));
+}
+
+#[test]
+fn calls_fail_without_a_host() {
+    let ctx = Context::new();
+    let s = ctx.stub("shards", "c.shard1");
+    let e = s.call("add", b"1").unwrap_err();
+    assert!(e.is(Status::NotAllowed), "{}", e);
+    assert_eq!(e.op(), "call_rpc shards/c.shard1 add");
+    assert_eq!(
+        e.to_string(),
+        "dowasm: call_rpc shards/c.shard1 add: NOT_ALLOWED"
+    );
+    let e = s.fetch(&req("GET", "/value", "")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: call_fetch shards/c.shard1 GET /value: NOT_ALLOWED"
+    );
+    // A method name over 256 bytes is refused before calling the host.
+    let long = "m".repeat(MAX_METHOD_SIZE + 1);
+    let e = s.call(&long, b"").unwrap_err();
+    assert!(e.is(Status::InvalidArgument), "{}", e);
+    assert_eq!(
+        e.to_string(),
+        "dowasm: call_rpc shards/c.shard1: method name is 257 bytes; the limit is 256 (INVALID_ARGUMENT)"
+    );
+    assert!(s
+        .call(&"m".repeat(MAX_METHOD_SIZE), b"")
+        .unwrap_err()
+        .is(Status::NotAllowed));
+}
+
+#[test]
+fn call_errors() {
+    use crate::call::call_error;
+    // Without a staged message (here: no host), the status alone.
+    for st in [
+        Status::CallFailed,
+        Status::CallCycle,
+        Status::Overloaded,
+        Status::TooDeep,
+    ] {
+        let e = call_error("call_rpc rooms/r.room.a join", -st.code());
+        assert!(e.is(st));
+        assert_eq!(e.op(), "call_rpc rooms/r.room.a join");
+        assert_eq!(
+            e.to_string(),
+            format!("dowasm: call_rpc rooms/r.room.a join: {}", st.name())
+        );
+    }
+    // With the callee's message, as the Go SDK: dowasm: <op>: <msg> (<STATUS>).
+    let e = Error::host_msg(
+        "call_rpc shards/c.shard1 add",
+        Status::CallFailed.code(),
+        "add: bad amount",
+    );
+    assert_eq!(
+        e.to_string(),
+        "dowasm: call_rpc shards/c.shard1 add: add: bad amount (CALL_FAILED)"
+    );
+    assert!(e.is(Status::CallFailed));
+}
+
+struct NoRpc;
+
+impl Object for NoRpc {
+    fn new(_: &Context) -> Result<Self> {
+        Ok(NoRpc)
+    }
+    fn fetch(&mut self, _: Request) -> Result<Response> {
+        Ok(Response::no_content())
+    }
+}
+
+#[test]
+fn default_rpc_handler_fails() {
+    let mut obj = NoRpc::new(&Context::new()).unwrap();
+    let e = obj.rpc("add", b"1".to_vec()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: this class has no RPC handler (override Object::rpc to answer Stub::call)"
+    );
+    assert_eq!(e.status(), None);
+    // The export before a successful dowasm_init (this thread has no instance) fails too.
+    assert_eq!(crate::__rt::rpc(0, 0), 1);
 }

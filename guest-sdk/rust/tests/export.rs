@@ -36,6 +36,7 @@ extern "C" {
     fn dowasm_init() -> i32;
     fn dowasm_fetch(req_len: i32) -> i32;
     fn dowasm_alarm(retry_count: i32, is_retry: i32) -> i32;
+    fn dowasm_rpc(method_len: i32, arg_len: i32) -> i32;
 }
 
 #[test]
@@ -48,6 +49,7 @@ fn exports_exist_and_fail_without_a_host() {
             1,
             "alarm before a successful init fails"
         );
+        assert_eq!(dowasm_rpc(0, 0), 1, "rpc before a successful init fails");
         assert_eq!(
             dowasm_init(),
             1,

@@ -194,8 +194,8 @@ func TestCallDeadlineIsInherited(t *testing.T) {
 	if (err == nil || !strings.Contains(err.Error(), "time limit")) && !strings.HasPrefix(body, "err 12 call to probe/b: context deadline exceeded") {
 		t.Fatalf("caller past its deadline: %q %v", body, err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("the caller waited %s", d)
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("the caller waited %s for a callee sleeping 3 s past its 500 ms deadline", d)
 	}
 }
 
@@ -204,24 +204,66 @@ func TestCallDeadlineIsInherited(t *testing.T) {
 func TestCallOverloadAndNoEvictionWhileWaiting(t *testing.T) {
 	rt := newTestRuntime(t, Config{MaxQueue: 1, IdleTimeout: time.Millisecond, MaxInstances: 1, EventTimeout: 20 * time.Second})
 	c := loadProbe(t, rt)
+	bKey := c.name + "/" + c.ns.FromName("b").String()
+	queued := func() int { // events waiting in b's mailbox; -1 while b has no loop
+		sh := rt.objects.shard(bKey)
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		o := sh.m[bKey]
+		if o == nil {
+			return -1
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return len(o.mailbox)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); mustDo(t, c, "b", "/sleep?ms=600") }()
-	var queued string
+	go func() { defer wg.Done(); mustDo(t, c, "b", "/sleep?ms=1500") }()
+	waitFor(t, "b to be busy sleeping", func() bool { return queued() == 0 }) // its event taken
+	var got string
 	go func() {
 		defer wg.Done()
-		time.Sleep(150 * time.Millisecond)
-		queued = mustDo(t, c, "c", "/call-rpc?name=b&method=echo&arg=q") // waits in b's queue
+		got = mustDo(t, c, "c", "/call-rpc?name=b&method=echo&arg=q") // waits in b's queue
 	}()
-	time.Sleep(300 * time.Millisecond)
-	if got := mustDo(t, c, "a", "/call-rpc?name=b&method=echo&arg=z"); !strings.HasPrefix(got, "err 15 ") {
-		t.Errorf("call to a full queue: %q", got)
+	waitFor(t, "c's call to wait in b's queue", func() bool { return queued() == 1 })
+	if r := mustDo(t, c, "a", "/call-rpc?name=b&method=echo&arg=z"); !strings.HasPrefix(r, "err 15 ") {
+		t.Errorf("call to a full queue: %q", r)
 	}
 	wg.Wait()
-	if queued != "ok q" {
-		t.Errorf("queued call: %q (its caller must have survived the wait)", queued)
+	if got != "ok q" {
+		t.Errorf("queued call: %q (its caller must have survived the wait)", got)
 	}
 	if s := rt.Stats(); s.MaxLivePerID > 1 {
 		t.Fatalf("two instances of one object: %+v", s)
+	}
+}
+
+// Calls to different objects run in parallel: while a1 waits on a slow call to b1, a call from
+// a2 to b2 completes.
+func TestCallsToDifferentObjectsRunInParallel(t *testing.T) {
+	rt := newTestRuntime(t, Config{EventTimeout: 20 * time.Second})
+	c := loadProbe(t, rt)
+	for _, n := range []string{"a1", "a2", "b1", "b2"} {
+		mustDo(t, c, n, "/incr") // warm the instances
+	}
+	a1 := c.name + "/" + c.ns.FromName("a1").String()
+	waiting := func() bool {
+		rt.calls.mu.Lock()
+		defer rt.calls.mu.Unlock()
+		_, ok := rt.calls.waiting[a1]
+		return ok
+	}
+	done := make(chan string, 1)
+	go func() { done <- mustDo(t, c, "a1", "/call-rpc?name=b1&method=sleep&arg=3000") }()
+	waitFor(t, "a1 to wait on b1", waiting)
+	if got := mustDo(t, c, "a2", "/call-rpc?name=b2&method=echo&arg=x"); got != "ok x" {
+		t.Fatalf("a2: %s", got)
+	}
+	if !waiting() {
+		t.Fatal("a2's call completed only after a1's: calls did not run in parallel")
+	}
+	if got := <-done; got != "ok slept" {
+		t.Fatalf("a1: %s", got)
 	}
 }

@@ -264,6 +264,13 @@ func (c *Class) runAlarms() {
 			case <-r.shutdown.Done():
 				return
 			}
+			// Waiting for the slot may have taken a while: the entry read above may have been
+			// delivered (and removed or moved) meanwhile. Check it again rather than wake the
+			// object for nothing.
+			if at, ok, err := c.alarms.Get(e.ID); err != nil || !ok || at > now || busy(e.ID) {
+				<-r.alarmSlots
+				continue
+			}
 			mu.Lock()
 			inflight[e.ID] = true
 			mu.Unlock()

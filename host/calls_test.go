@@ -94,18 +94,27 @@ func TestCallCrossEventCycle(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} { // warm the instances
 		mustDo(t, c, n, "/incr")
 	}
+	waiting := func(name string) bool {
+		key := c.name + "/" + c.ns.FromName(name).String()
+		rt.calls.mu.Lock()
+		defer rt.calls.mu.Unlock()
+		_, ok := rt.calls.waiting[key]
+		return ok
+	}
 	var wg sync.WaitGroup
 	var first, second string
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		first = mustDo(t, c, "a", "/call-rpc?name=b&method=wait-then-call&arg=400|c|echo|x")
+		// b waits 1.5 s, then calls c
+		first = mustDo(t, c, "a", "/call-rpc?name=b&method=wait-then-call&arg=1500|c|echo|x")
 	}()
+	waitFor(t, "a to wait on b", func() bool { return waiting("a") })
 	go func() {
 		defer wg.Done()
-		time.Sleep(150 * time.Millisecond) // a is busy waiting on b by now
-		second = mustDo(t, c, "c", "/call-rpc?name=a&method=echo&arg=y")
+		second = mustDo(t, c, "c", "/call-rpc?name=a&method=echo&arg=y") // a is busy: c waits on a
 	}()
+	waitFor(t, "c to wait on a", func() bool { return waiting("c") })
 	wg.Wait()
 	if !strings.Contains(first, "call cycle: probe/b -> probe/c -> probe/a -> probe/b") {
 		t.Errorf("first: %q, want the cycle refused", first)

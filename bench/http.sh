@@ -49,3 +49,22 @@ YAML
   awk -v d="$d" -v h="$hot" -v r="$rnd" -v f1="$f1" -v f2="$f2" 'BEGIN {
     printf "durability %-7s hot object: %6.0f req/s = %4.1f%% of floor (%6.0f)   10,000 objects: %5.0f req/s = %4.1f%% of floor (%6.0f)\n", d, h, 100*h/f1, f1, r, 100*r/f2, f2 }'
 done
+
+# Calls between objects over HTTP (issue 6): the shards example (Rust build), relaxed durability.
+# GET /shards/x.shard0/value is one direct event; GET /shards/x/total is one event at the front
+# that makes 4 RPCs to its shards. Latency p50/p99 and req/s of each, with the floor.
+cat >"$tmp/calls.yaml" <<YAML
+data: $tmp/data-calls
+durability: relaxed
+classes:
+  - name: shards
+    source: $PWD/examples/shards/rust
+YAML
+start dowasm-calls .bin/dowasm run --config "$tmp/calls.yaml" --listen 127.0.0.1:0 --log-level warn
+for _ in 1 2 3 4; do curl -fsS -XPOST "$URL/shards/x/increment" >/dev/null; done
+lat() { wrk -t2 -c16 -d"$DUR" --latency "$1" | awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print r, p50, p99}'; }
+f=$(measure_floor)
+read -r drps dp50 dp99 <<<"$(lat "$URL/shards/x.shard0/value")"
+read -r trps tp50 tp99 <<<"$(lat "$URL/shards/x/total")"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+echo "calls: floor $f req/s; direct event to a shard: $drps req/s ($(awk -v a="$drps" -v f="$f" 'BEGIN{printf "%.1f", 100*a/f}')% of floor), p50 $dp50, p99 $dp99; front making 4 RPCs: $trps req/s, p50 $tp50, p99 $tp99"

@@ -39,7 +39,7 @@ func readMetaInt(db *storage.DB, key string) (int64, bool, error) {
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("%s %s: metadata %s is %q, not a number", "object database", db.Path(), key, v)
+		return 0, false, fmt.Errorf("object database %s: metadata %s is %q, not a number", db.Path(), key, v)
 	}
 	return n, true, nil
 }
@@ -54,7 +54,7 @@ func (o *object) runAlarm(db *storage.DB, ev *event) error {
 	// The index is reconciled with the database after the batch, from a fresh read of the entry:
 	// the entry that brought this event may have been written by a rebuild, not by this loop.
 	o.alarmTouched, o.indexKnown = true, false
-	now := r.clock.Now().UnixMilli()
+	now := r.cfg.Clock.Now().UnixMilli()
 	t, ok, err := readMetaInt(db, metaAlarm)
 	if err != nil {
 		ev.result = eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
@@ -72,7 +72,7 @@ func (o *object) runAlarm(db *storage.DB, ev *event) error {
 	ev.alarmRetry, ev.alarmDeleted = int(retry), false
 	r.alarmRuns.Add(1)
 	if r.cfg.OnAlarm != nil {
-		r.cfg.OnAlarm(o.class.name, time.UnixMilli(t), r.clock.Now())
+		r.cfg.OnAlarm(o.class.name, time.UnixMilli(t), r.cfg.Clock.Now())
 	}
 	err = o.runEventWith(db, ev, func() error {
 		if err := o.beginWrite(db, ev); err != nil {
@@ -137,12 +137,8 @@ func (o *object) runAlarm(db *storage.DB, ev *event) error {
 func (o *object) alarmBeforeCommit(db *storage.DB) error {
 	x := o.class.alarms
 	t, ok, err := readMetaInt(db, metaAlarm)
-	if err != nil {
+	if err != nil || !ok {
 		return err
-	}
-	o.pendingAlarm, o.pendingAlarmSet = t, ok
-	if !ok {
-		return nil
 	}
 	if err := o.loadIndexEntry(); err != nil {
 		return err
@@ -162,22 +158,18 @@ func (o *object) alarmBeforeCommit(db *storage.DB) error {
 }
 
 // alarmAfterCommit moves the index entry to the committed alarm (later, or away) once the commit
-// made that safe. fromTx says alarmBeforeCommit read the committed value already.
-func (o *object) alarmAfterCommit(db *storage.DB, fromTx bool) {
+// made that safe.
+func (o *object) alarmAfterCommit(db *storage.DB) {
 	r := o.class.rt
-	t, ok := o.pendingAlarm, o.pendingAlarmSet
-	if !fromTx {
-		var err error
-		if t, ok, err = readMetaInt(db, metaAlarm); err != nil {
-			r.log.Error("alarm index: reading the object's alarm", "class", o.class.name, "object", o.idHex, "err", err)
-			return
-		}
+	t, ok, err := readMetaInt(db, metaAlarm)
+	if err != nil {
+		r.log.Error("alarm index: reading the object's alarm", "class", o.class.name, "object", o.idHex, "err", err)
+		return
 	}
 	if err := o.loadIndexEntry(); err != nil {
 		r.log.Error("alarm index", "class", o.class.name, "object", o.idHex, "err", err)
 		return
 	}
-	var err error
 	switch {
 	case !ok && o.indexHas:
 		if err = o.class.alarms.Remove(o.idHex); err == nil {
@@ -241,7 +233,7 @@ func (c *Class) runAlarms() {
 	inflight := map[string]bool{}
 	busy := func(id string) bool { mu.Lock(); defer mu.Unlock(); return inflight[id] }
 	for r.shutdown.Err() == nil {
-		now := r.clock.Now().UnixMilli()
+		now := r.cfg.Clock.Now().UnixMilli()
 		mu.Lock()
 		n := len(inflight)
 		mu.Unlock()
@@ -291,7 +283,7 @@ func (c *Class) runAlarms() {
 		}
 		var wake <-chan time.Time
 		if t, ok, err := c.alarms.Next(now); err == nil && ok {
-			wake = r.clock.At(time.UnixMilli(t))
+			wake = r.cfg.Clock.At(time.UnixMilli(t))
 		}
 		select {
 		case <-wake:
@@ -323,10 +315,6 @@ func (c *Class) deliverAlarm(e storage.AlarmEntry) {
 		}
 		return
 	}
-	select {
-	case <-ev.done:
-	case <-r.shutdown.Done():
-		<-ev.done // the loop answers every event, also on shutdown
-	}
+	<-ev.done // the loop answers every event it took, also on shutdown
 	r.alarmsDelivered.Add(1)
 }

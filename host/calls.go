@@ -28,8 +28,8 @@ type callGraph struct {
 }
 
 type callEdge struct {
-	target      string // key of the callee
-	from, label string // labels of caller and callee for messages ("class/name")
+	target string // key of the callee
+	label  string // the callee's label for messages ("class/name")
 }
 
 // callError is a failed call: its status and the message staged for the guest.
@@ -67,7 +67,7 @@ func (g *callGraph) enter(callerKey, callerLabel, calleeKey, calleeLabel string)
 			break
 		}
 	}
-	g.waiting[callerKey] = callEdge{target: calleeKey, from: callerLabel, label: calleeLabel}
+	g.waiting[callerKey] = callEdge{target: calleeKey, label: calleeLabel}
 	return nil
 }
 

@@ -531,7 +531,7 @@ func hfAlarmSet(in *instance, a []uint64) int32 {
 		return fail(abi.NotAllowed)
 	}
 	r := in.obj.class.rt
-	if t < 0 || t > r.clock.Now().Add(r.cfg.AlarmHorizon).UnixMilli() {
+	if t < 0 || t > r.cfg.Clock.Now().Add(r.cfg.AlarmHorizon).UnixMilli() {
 		return fail(abi.InvalidArgument)
 	}
 	db, s := in.writeDB()

@@ -150,14 +150,12 @@ type object struct {
 	txOpen        bool // the current batch's transaction has begun (at its first write)
 
 	// alarms (see alarms.go): alarmTouched says an event of the batch may have changed the
-	// alarm; pendingAlarm is the alarm the batch is about to commit; indexAt is this object's
-	// entry in the class's alarm index (valid when indexKnown; absent unless indexHas).
-	alarmTouched    bool
-	pendingAlarm    int64
-	pendingAlarmSet bool
-	indexAt         int64
-	indexHas        bool
-	indexKnown      bool
+	// alarm; indexAt is this object's entry in the class's alarm index (valid when indexKnown;
+	// absent unless indexHas).
+	alarmTouched bool
+	indexAt      int64
+	indexHas     bool
+	indexKnown   bool
 }
 
 // beginWrite makes sure the batch's transaction and ev's savepoint are open before a write.
@@ -396,7 +394,6 @@ func (o *object) process(batch []*event) {
 			return
 		}
 	}
-	committed := o.txOpen
 	if o.alarmTouched && o.txOpen {
 		if err := o.alarmBeforeCommit(db); err != nil {
 			// Committing an alarm the index might not know of could lose it: fail instead.
@@ -424,7 +421,7 @@ func (o *object) process(batch []*event) {
 	o.txOpen = false
 	if o.alarmTouched {
 		o.alarmTouched = false
-		o.alarmAfterCommit(db, committed)
+		o.alarmAfterCommit(db)
 	}
 	for _, ev := range batch {
 		ev.done <- ev.result
@@ -515,24 +512,12 @@ func (o *object) dispatch(ev *event) error {
 	in := o.inst
 	switch ev.kind {
 	case eventFetch:
-		in.stage(ev.req)
-		err := in.call(ev, in.fetch, "fetch", uint64(len(ev.req)))
-		in.hasStaged = false
-		if cap(in.staged) > 64<<10 {
-			in.staged = nil // do not pin a large request or value in an idle instance
-		}
-		return err
+		return in.callStaged(ev, in.fetch, "fetch", uint64(len(ev.req)))
 	case eventRPC:
 		if in.rpc == nil {
 			return errors.New("the class exports no dowasm_rpc handler")
 		}
-		in.stage(ev.req)
-		err := in.call(ev, in.rpc, "rpc", uint64(ev.methodLen), uint64(len(ev.req)-ev.methodLen))
-		in.hasStaged = false
-		if cap(in.staged) > 64<<10 {
-			in.staged = nil
-		}
-		return err
+		return in.callStaged(ev, in.rpc, "rpc", uint64(ev.methodLen), uint64(len(ev.req)-ev.methodLen))
 	case eventAlarm:
 		if in.alarm == nil {
 			return errors.New("the class exports no dowasm_alarm handler")
@@ -544,6 +529,18 @@ func (o *object) dispatch(ev *event) error {
 		return in.call(ev, in.alarm, "alarm", uint64(ev.alarmRetry), isRetry)
 	}
 	return fmt.Errorf("unknown event kind %d", ev.kind)
+}
+
+// callStaged stages the event's payload (a request, or an RPC's method and argument) and calls
+// the guest's handler for it.
+func (in *instance) callStaged(ev *event, f api.Function, what string, args ...uint64) error {
+	in.stage(ev.req)
+	err := in.call(ev, f, what, args...)
+	in.hasStaged = false
+	if cap(in.staged) > 64<<10 {
+		in.staged = nil // do not pin a large request or value in an idle instance
+	}
+	return err
 }
 
 // instance is one live WebAssembly instance of an object. It is used only by its object's loop.

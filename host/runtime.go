@@ -131,7 +131,6 @@ type Runtime struct {
 	alarmsDelivered atomic.Int64
 	alarmRuns       atomic.Int64
 	alarmFailures   atomic.Int64
-	clock           Clock
 
 	// Counters for tests and metrics.
 	liveInstances atomic.Int64
@@ -176,10 +175,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg: cfg, log: cfg.Logger, wz: wz, store: st,
-		classes: map[string]*Class{},
-		liveIDs: map[string]int{},
-		calls:   callGraph{waiting: map[string]callEdge{}},
-		clock:   cfg.Clock, alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
+		classes:    map[string]*Class{},
+		liveIDs:    map[string]int{},
+		calls:      callGraph{waiting: map[string]callEdge{}},
+		alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
 	}
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
 	r.objects.init()
@@ -188,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 
 // walltime is the guests' WASI wall clock: the runtime's Clock.
 func (r *Runtime) walltime() (int64, int32) {
-	t := r.clock.Now()
+	t := r.cfg.Clock.Now()
 	return t.Unix(), int32(t.Nanosecond())
 }
 

@@ -3,6 +3,7 @@ module github.com/dowasm/dowasm
 go 1.26
 
 require (
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect

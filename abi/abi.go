@@ -135,6 +135,7 @@ const (
 	CallCycle       Status = 13 // a call would wait on an object that is waiting on the caller
 	CallFailed      Status = 14 // the called object's handler failed; its message is staged
 	Overloaded      Status = 15 // the called object's queue is full
+	LimitExceeded   Status = 16 // a per-object limit is reached (WebSockets per object)
 )
 
 var statusNames = map[Status]string{
@@ -154,6 +155,7 @@ var statusNames = map[Status]string{
 	CallCycle:       "CALL_CYCLE",
 	CallFailed:      "CALL_FAILED",
 	Overloaded:      "OVERLOADED",
+	LimitExceeded:   "LIMIT_EXCEEDED",
 }
 
 // Statuses lists every status in numeric order.
@@ -185,6 +187,18 @@ const (
 	MaxErrorSize  = 16 << 10 // one error message
 	MaxCallDepth  = 16       // objects in one chain of calls (the first caller included)
 	MaxMethodSize = 256      // an RPC method name
+
+	MaxSocketTags      = 10       // tags on one WebSocket
+	MaxTagSize         = 256      // one tag
+	MaxAttachmentSize  = 16 << 10 // one WebSocket's attachment
+	MaxCloseReasonSize = 123      // a WebSocket close reason (a control frame holds 125 bytes)
+	MaxAutoResponse    = 2 << 10  // each side of the auto-response pair
+)
+
+// WebSocket message kinds (ws_send, dowasm_ws_message).
+const (
+	WSText   = 1
+	WSBinary = 2
 )
 
 // Target kinds of the call target encoding.
@@ -285,6 +299,33 @@ var HostFuncs = []Func{
 	{Name: "rpc_return", Params: []Param{p("ptr"), p("len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, NotAllowed, ResultTooLarge},
 		Doc:      "Sets the result of the current RPC event; the host copies it."},
+	{Name: "ws_accept", Params: []Param{p("tags_ptr"), p("tags_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotAllowed, LimitExceeded},
+		Doc:      "Accepts the current fetch's WebSocket upgrade with an encoded tag list; returns the new socket's ID (> 0). The upgrade happens when the event commits."},
+	{Name: "ws_send", Params: []Param{p("socket"), p("kind"), p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotFound, ValueTooLarge},
+		Doc:      "Sends a text (kind 1) or binary (kind 2) message to a socket; the host copies it and releases it after the event's commit."},
+	{Name: "ws_close", Params: []Param{p("socket"), p("code"), p("reason_ptr"), p("reason_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument, NotFound},
+		Doc:      "Closes a socket with a code (1000 or 3000-4999) and a reason, after the event's commit and after the messages sent before it."},
+	{Name: "ws_list", Params: []Param{p("tag_ptr"), p("tag_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, InvalidArgument},
+		Doc:      "Stages the IDs of the object's open sockets (all of them when tag_len is 0, else those carrying the tag) as a socket list; returns its length."},
+	{Name: "ws_tags", Params: []Param{p("socket")}, Results: []ValType{I32},
+		Statuses: []Status{NotFound},
+		Doc:      "Stages a socket's tags as a key list; returns its length."},
+	{Name: "ws_attachment_set", Params: []Param{p("socket"), p("ptr"), p("len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, NotFound, ValueTooLarge},
+		Doc:      "Replaces a socket's attachment (at most 16 KiB; empty clears it) when the event commits. It survives hibernation."},
+	{Name: "ws_attachment_get", Params: []Param{p("socket")}, Results: []ValType{I32},
+		Statuses: []Status{NotFound},
+		Doc:      "Stages a socket's attachment (as this event last set it); returns its length, 0 when there is none."},
+	{Name: "ws_auto_response", Params: []Param{p("req_ptr"), p("req_len"), p("resp_ptr"), p("resp_len")}, Results: []ValType{I32},
+		Statuses: []Status{BadPointer, ValueTooLarge},
+		Doc:      "Sets the object's auto-response pair (each at most 2 KiB; req_len 0 removes it) when the event commits: a text message equal to the request is answered with the response by the host, without an event."},
+	{Name: "ws_auto_response_time", Params: []Param{p("socket")}, Results: []ValType{I32},
+		Statuses: []Status{NotFound},
+		Doc:      "Stages the time of the socket's last auto-response as an 8-byte little-endian i64 (ms since the epoch); returns 8. NOT_FOUND if there was none."},
 }
 
 // GuestExports are the functions a guest exports. Memory must be exported as "memory".
@@ -299,6 +340,12 @@ var GuestExports = []Func{
 		Doc: "Handles the object's alarm. retry_count is 0 on the first attempt; is_retry is 1 on retries. Returns 0, or non-zero to fail (the alarm is retried with backoff)."},
 	{Name: "dowasm_rpc", Params: []Param{p("method_len"), p("arg_len")}, Results: []ValType{I32}, Optional: true,
 		Doc: "Handles an RPC: the method name and the argument are staged back to back (method_len + arg_len bytes). Sets the result with rpc_return; returns 0, or non-zero to fail (the caller gets CALL_FAILED and the message)."},
+	{Name: "dowasm_ws_message", Params: []Param{p("socket"), p("kind"), p("len")}, Results: []ValType{I32}, Optional: true,
+		Doc: "Handles a WebSocket message (kind 1 text, 2 binary) staged as the current result (len bytes). Returns 0, or non-zero to fail the event (its writes and sends are dropped; the socket stays open)."},
+	{Name: "dowasm_ws_close", Params: []Param{p("socket"), p("code"), p("was_clean"), p("reason_len")}, Results: []ValType{I32}, Optional: true,
+		Doc: "Handles the end of a socket the client closed or lost: the close code (1005 none given, 1006 connection lost), whether the close handshake completed, and the reason staged (reason_len bytes)."},
+	{Name: "dowasm_ws_error", Params: []Param{p("socket"), p("msg_len")}, Results: []ValType{I32}, Optional: true,
+		Doc: "Handles the end of a socket the host closed because of an error (a slow consumer, a message over the size limit, a protocol error): the message is staged (msg_len bytes)."},
 	{Name: "_initialize", Optional: true,
 		Doc: "WASI reactor initializer (Go, TinyGo); called once right after instantiation when present."},
 }

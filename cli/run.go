@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,6 +103,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 
 		AlarmHorizon:     cfg.AlarmHorizon,
 		AlarmConcurrency: cfg.AlarmConc,
+
+		WSMaxSockets:   cfg.WSMaxSockets,
+		WSMaxMessage:   cfg.WSMaxMessage,
+		WSSendBuffer:   cfg.WSSendBuffer,
+		WSPingInterval: cfg.WSPingInterval,
 	})
 	if err != nil {
 		return ucli.Exit(err, 1)
@@ -122,7 +128,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 	if err != nil {
 		return ucli.Exit(fmt.Errorf("listen %s: %w", cfg.Listen, err), 1)
 	}
-	srv := &http.Server{Handler: gateway.New(rt, log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withAssets(cfg.Assets, gateway.New(rt, log)), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "dowasm listening on http://%s (data %s, durability %s)\n", ln.Addr(), cfg.Data, map[bool]string{false: "full", true: "relaxed"}[cfg.Relaxed])
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -151,3 +157,32 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 }
 
 func buildCacheDir(cfg *config.Config) string { return filepath.Join(cfg.Data, ".cache", "build") }
+
+// withAssets serves each asset directory under its URL prefix and everything else with next.
+// (A plain prefix check rather than http.ServeMux, which would clean and redirect object paths.)
+func withAssets(assets []config.Asset, next http.Handler) http.Handler {
+	if len(assets) == 0 {
+		return next
+	}
+	type mount struct {
+		prefix string
+		h      http.Handler
+	}
+	var mounts []mount
+	for _, a := range assets {
+		mounts = append(mounts, mount{a.Path, http.StripPrefix(strings.TrimSuffix(a.Path, "/"), http.FileServer(http.Dir(a.Dir)))})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range mounts {
+			if strings.HasPrefix(r.URL.Path, m.prefix) {
+				m.h.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.Path+"/" == m.prefix {
+				http.Redirect(w, r, m.prefix, http.StatusMovedPermanently)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,14 @@ import (
 //	durability: full          # or relaxed
 //	alarm_horizon: 87600h     # how far ahead an alarm may be set (default 10 years)
 //	alarm_concurrency: 64     # alarm events running at once (default 64)
+//	websockets:
+//	  max_sockets: 32768      # per object
+//	  max_message: 1MiB       # one message, either direction (B, KiB, MiB)
+//	  send_buffer: 1MiB       # bytes queued for one client before it is dropped as a slow consumer
+//	  ping_interval: 30s      # a client that does not answer a ping within this is lost
+//	assets:                   # static files served as they are (a page for the objects)
+//	  - path: /ui/cursors/
+//	    dir: examples/cursors/web
 //	classes:
 //	  - name: counter
 //	    source: examples/counter/go   # build from source (cached), or
@@ -39,7 +48,23 @@ type File struct {
 	MaxInstances int     `yaml:"max_instances"`
 	AlarmHorizon string  `yaml:"alarm_horizon"`
 	AlarmConc    int     `yaml:"alarm_concurrency"`
+	WebSockets   WSFile  `yaml:"websockets"`
+	Assets       []Asset `yaml:"assets"`
 	Classes      []Class `yaml:"classes"`
+}
+
+// WSFile is the websockets section.
+type WSFile struct {
+	MaxSockets   int    `yaml:"max_sockets"`
+	MaxMessage   string `yaml:"max_message"`
+	SendBuffer   string `yaml:"send_buffer"`
+	PingInterval string `yaml:"ping_interval"`
+}
+
+// Asset serves the files of Dir under the URL prefix Path.
+type Asset struct {
+	Path string `yaml:"path"`
+	Dir  string `yaml:"dir"`
 }
 
 // Class is one object class.
@@ -62,7 +87,13 @@ type Config struct {
 	MaxInstances int
 	AlarmHorizon time.Duration
 	AlarmConc    int
-	Classes      []Class
+	// WebSocket limits; zero means the host's default.
+	WSMaxSockets   int
+	WSMaxMessage   int
+	WSSendBuffer   int
+	WSPingInterval time.Duration
+	Assets         []Asset
+	Classes        []Class
 }
 
 // Error is a configuration error at a place in a file.
@@ -162,6 +193,47 @@ func Parse(path string, b []byte) (*Config, error) {
 	if f.MaxInstances < 0 {
 		return nil, bad("max_instances", at("max_instances"), "must be positive")
 	}
+	if c.WSMaxSockets = f.WebSockets.MaxSockets; c.WSMaxSockets < 0 {
+		return nil, bad("websockets.max_sockets", at("websockets", "max_sockets"), "must be positive")
+	}
+	size := func(field, v string) (int, error) {
+		if v == "" {
+			return 0, nil
+		}
+		n, err := parseSize(v)
+		if err != nil {
+			return 0, bad("websockets."+field, at("websockets", field), "%v", err)
+		}
+		return n, nil
+	}
+	if c.WSMaxMessage, err = size("max_message", f.WebSockets.MaxMessage); err != nil {
+		return nil, err
+	}
+	if c.WSSendBuffer, err = size("send_buffer", f.WebSockets.SendBuffer); err != nil {
+		return nil, err
+	}
+	if f.WebSockets.PingInterval != "" {
+		if c.WSPingInterval, err = dur("ping_interval", f.WebSockets.PingInterval, 0); err != nil {
+			err.(*Error).Field, err.(*Error).Line = "websockets.ping_interval", at("websockets", "ping_interval")
+			return nil, err
+		}
+	}
+	for i, a := range f.Assets {
+		field := fmt.Sprintf("assets[%d]", i)
+		if !strings.HasPrefix(a.Path, "/") || !strings.HasSuffix(a.Path, "/") || a.Path == "/" || strings.HasPrefix(a.Path, "/_dowasm/") {
+			return nil, bad(field+".path", at("assets", i, "path"), "%q: want a URL prefix like /ui/app/ (starting and ending with /, not / itself, not under /_dowasm/)", a.Path)
+		}
+		if a.Dir == "" {
+			return nil, bad(field+".dir", at("assets", i), "missing")
+		}
+		if !filepath.IsAbs(a.Dir) {
+			a.Dir = filepath.Join(dir, a.Dir)
+		}
+		if st, err := os.Stat(a.Dir); err != nil || !st.IsDir() {
+			return nil, bad(field+".dir", at("assets", i, "dir"), "%s is not a directory", a.Dir)
+		}
+		c.Assets = append(c.Assets, a)
+	}
 	if len(f.Classes) == 0 {
 		return nil, bad("classes", at("classes"), "at least one class is required")
 	}
@@ -179,6 +251,11 @@ func Parse(path string, b []byte) (*Config, error) {
 			return nil, bad(field+".name", at("classes", i, "name"), "class %q is defined twice", cl.Name)
 		}
 		seen[cl.Name] = true
+		for j, a := range c.Assets {
+			if first, _, _ := strings.Cut(strings.TrimPrefix(a.Path, "/"), "/"); first == cl.Name {
+				return nil, bad(fmt.Sprintf("assets[%d].path", j), at("assets", j, "path"), "%q would hide class %q's objects: choose another prefix", a.Path, cl.Name)
+			}
+		}
 		if (cl.Module == "") == (cl.Source == "") {
 			return nil, bad(field, line, "class %q needs exactly one of module (a .wasm file) or source (a directory to build)", cl.Name)
 		}
@@ -201,6 +278,25 @@ func Parse(path string, b []byte) (*Config, error) {
 		c.Classes = append(c.Classes, cl)
 	}
 	return c, nil
+}
+
+// parseSize reads a byte count: a number with an optional unit B, KiB or MiB.
+func parseSize(v string) (int, error) {
+	num, mul := v, 1
+	for _, u := range []struct {
+		s string
+		m int
+	}{{"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(v, u.s); ok {
+			num, mul = strings.TrimSpace(n), u.m
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > (1<<30)/mul {
+		return 0, fmt.Errorf("%q is not a size between 1 B and 1024 MiB (examples: 65536, 64KiB, 1MiB)", v)
+	}
+	return n * mul, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

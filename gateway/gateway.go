@@ -3,6 +3,11 @@
 //	/<class>/<name>/<path...>      reaches idFromName(name) of that class
 //	/<class>/id/<hex>/<path...>    reaches an explicit ID (minted by that class's namespace)
 //	POST /_dowasm/<class>/new-id   mints a new unique ID
+//	GET  /_dowasm/stats            the runtime's counters as JSON
+//
+// A GET with "Upgrade: websocket" reaches the object like any request; if its handler accepts the
+// upgrade (ws_accept), the gateway performs it once the event has committed and hands the
+// connection to the host.
 //
 // Errors the gateway produces itself are JSON: {"error": "...", "class": ..., "object": ...}.
 package gateway
@@ -139,11 +144,50 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := time.Now()
+	if isWebSocketUpgrade(r) {
+		g.serveUpgrade(w, r, route, class, objID, req, start)
+		return
+	}
 	resp, err := class.Fetch(r.Context(), objID, route.Name, req)
 	if err != nil {
 		g.writeEventError(w, r, route, objID, err, time.Since(start))
 		return
 	}
+	g.writeResponse(w, resp)
+}
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket (RFC 6455 section 4.2.1).
+func isWebSocketUpgrade(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	for _, v := range r.Header.Values("Upgrade") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serveUpgrade delivers an upgrade request; if the object accepted it, upgrades the connection.
+func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, route Route, class *host.Class, objID id.ID, req *abi.Request, start time.Time) {
+	resp, sock, err := class.FetchWebSocket(objID, route.Name, req)
+	if err != nil {
+		g.writeEventError(w, r, route, objID, err, time.Since(start))
+		return
+	}
+	if sock != nil {
+		if err := sock.Accept(w, r); err != nil {
+			g.Log.Info("websocket upgrade failed", "class", route.Class, "object", objID.String(), "error", err)
+		}
+		return
+	}
+	g.writeResponse(w, resp)
+}
+
+func (g *Gateway) writeResponse(w http.ResponseWriter, resp *abi.Response) {
 	h := w.Header()
 	for _, hd := range resp.Headers {
 		h.Add(hd.Name, hd.Value)
@@ -170,6 +214,10 @@ func (g *Gateway) writeEventError(w http.ResponseWriter, r *http.Request, route 
 
 func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/_dowasm/")
+	if rest == "stats" {
+		g.serveStats(w, r)
+		return
+	}
 	className, action, _ := strings.Cut(rest, "/")
 	if action != "new-id" {
 		writeError(w, http.StatusNotFound, jsonError{Error: "unknown admin endpoint " + r.URL.Path})
@@ -187,4 +235,25 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"id": class.Namespace().NewUnique().String()})
+}
+
+// serveStats answers the runtime's counters (tests and operators read it).
+func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeError(w, http.StatusMethodNotAllowed, jsonError{Error: "use GET for stats"})
+		return
+	}
+	st := g.rt.Stats()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]int64{
+		"live_instances":   st.LiveInstances,
+		"created":          st.Created,
+		"destroyed":        st.Destroyed,
+		"active_objects":   int64(st.ActiveObjects),
+		"websockets":       st.WebSockets,
+		"alarm_deliveries": st.AlarmDeliveries,
+		"alarm_runs":       st.AlarmRuns,
+		"alarm_failures":   st.AlarmFailures,
+	})
 }

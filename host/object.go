@@ -41,11 +41,16 @@ const (
 	eventFetch eventKind = 1
 	eventAlarm eventKind = 2
 	eventRPC   eventKind = 3 // req holds the method name (methodLen bytes) and the argument
+	// WebSocket events (websocket.go): req holds the message, the close reason or the error
+	eventWSMessage eventKind = 4
+	eventWSClose   eventKind = 5
+	eventWSError   eventKind = 6
 )
 
 type eventResult struct {
 	resp *abi.Response
-	rpc  []byte // an RPC's result
+	rpc  []byte  // an RPC's result
+	sock *Socket // the socket an upgrade request's handler accepted
 	err  error
 }
 
@@ -61,6 +66,13 @@ type event struct {
 	depth     int
 	deadline  time.Time
 	methodLen int
+	// WebSockets: upgrade marks a client's upgrade request (ws_accept is allowed); sockID, wsKind,
+	// wsCode and wsClean describe a socket event
+	upgrade bool
+	sockID  uint32
+	wsKind  int
+	wsCode  int
+	wsClean bool
 
 	// while running
 	ctx        context.Context
@@ -75,6 +87,8 @@ type event struct {
 	alarmRetry   int
 	alarmDeleted bool
 	rpcResult    []byte
+	sock         *Socket // accepted by ws_accept
+	endSock      *Socket // the ended socket of a close or error event
 }
 
 // registry maps object keys to their loops. It is sharded so that different objects rarely
@@ -147,7 +161,8 @@ type object struct {
 	namePersisted bool
 	inst          *instance
 	batch         []*event
-	txOpen        bool // the current batch's transaction has begun (at its first write)
+	txOpen        bool    // the current batch's transaction has begun (at its first write)
+	ws            wsBatch // the batch's socket effects, applied after its commit
 
 	// alarms (see alarms.go): alarmTouched says an event of the batch may have changed the
 	// alarm; indexAt is this object's entry in the class's alarm index (valid when indexKnown;
@@ -356,6 +371,9 @@ func (o *object) evict() {
 	if o.inst != nil {
 		o.inst.close()
 		o.inst = nil
+		// An object without sockets needs no set (its next instance sets its auto-response
+		// pair again).
+		o.class.rt.ws.dropIfEmpty(o.key)
 	}
 }
 
@@ -423,6 +441,7 @@ func (o *object) process(batch []*event) {
 		o.alarmTouched = false
 		o.alarmAfterCommit(db)
 	}
+	o.wsApply()
 	for _, ev := range batch {
 		ev.done <- ev.result
 		ev.db, ev.ctx = nil, nil
@@ -448,6 +467,7 @@ func (o *object) checkName(db *storage.DB) error {
 }
 
 func (o *object) failAll(batch []*event, err error) {
+	o.ws.discard(&o.class.rt.ws)
 	for _, ev := range batch {
 		ev.done <- eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
 		ev.db, ev.ctx = nil, nil
@@ -470,12 +490,15 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	ctx, cancel := r.eventContext(ev)
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
+	mark := o.ws.mark()
 	err := fn()
 	if err == nil && ev.storageErr != nil {
 		err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
 	}
 	if err != nil {
 		o.evict()
+		o.ws.rollback(mark, &r.ws)
+		ev.sock = nil
 		if ev.savepoint {
 			if rerr := db.RollbackTo("ev"); rerr != nil {
 				return fmt.Errorf("rollback after %v: %w", err, rerr)
@@ -495,13 +518,19 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	if resp == nil {
 		resp = &abi.Response{Status: 204}
 	}
-	ev.result = eventResult{resp: resp, rpc: ev.rpcResult}
+	if ev.sock != nil {
+		resp = &abi.Response{Status: 101}
+	}
+	ev.result = eventResult{resp: resp, rpc: ev.rpcResult, sock: ev.sock}
 	return nil
 }
 
 // dispatch makes sure an instance exists (running init inside this event's savepoint) and
 // delivers the event to it.
 func (o *object) dispatch(ev *event) error {
+	if ev.kind == eventWSMessage && !o.wsSocketOpen(ev.sockID) {
+		return nil // the socket ended or was closed after the message arrived: nothing to do
+	}
 	if o.inst == nil {
 		in, err := o.newInstance(ev)
 		if err != nil {
@@ -527,6 +556,8 @@ func (o *object) dispatch(ev *event) error {
 			isRetry = 1
 		}
 		return in.call(ev, in.alarm, "alarm", uint64(ev.alarmRetry), isRetry)
+	case eventWSMessage, eventWSClose, eventWSError:
+		return in.dispatchWS(ev)
 	}
 	return fmt.Errorf("unknown event kind %d", ev.kind)
 }
@@ -545,14 +576,16 @@ func (in *instance) callStaged(ev *event, f api.Function, what string, args ...u
 
 // instance is one live WebAssembly instance of an object. It is used only by its object's loop.
 type instance struct {
-	obj    *object
-	mod    api.Module
-	init   api.Function
-	fetch  api.Function
-	alarm  api.Function // nil when the class has no alarm handler
-	rpc    api.Function // nil when the class has no RPC handler
-	stack  [2]uint64
-	ctxVal context.Context
+	obj   *object
+	mod   api.Module
+	init  api.Function
+	fetch api.Function
+	alarm api.Function // nil when the class has no alarm handler
+	rpc   api.Function // nil when the class has no RPC handler
+	// WebSocket handlers; nil when the class lacks them
+	wsMessage, wsClose, wsError api.Function
+	stack                       [4]uint64
+	ctxVal                      context.Context
 
 	ev        *event
 	cache     valueCache
@@ -580,7 +613,8 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc")}
+	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc"),
+		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error")}
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {

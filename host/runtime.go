@@ -62,6 +62,17 @@ type Config struct {
 	// AlarmConcurrency bounds the alarm events running at once across the runtime, so a backlog
 	// of due alarms (after downtime) cannot starve live traffic. Default 64.
 	AlarmConcurrency int
+	// WSMaxSockets bounds the WebSockets of one object; ws_accept past it fails with
+	// LIMIT_EXCEEDED. Default 32,768.
+	WSMaxSockets int
+	// WSMaxMessage bounds one WebSocket message in either direction. Default 1 MiB.
+	WSMaxMessage int
+	// WSSendBuffer bounds the bytes waiting to be sent to one socket; a client that lets more
+	// pile up is disconnected (1008). Default 1 MiB.
+	WSSendBuffer int
+	// WSPingInterval is how often the host pings each socket; a client that does not answer
+	// within the interval is lost (close 1006). Default 30s.
+	WSPingInterval time.Duration
 	// OnAlarm, if set, is called as each alarm handler starts, with the time the alarm was set
 	// for (metrics and benchmarks measure lateness with it). It must not block.
 	OnAlarm func(class string, scheduled, started time.Time)
@@ -104,6 +115,18 @@ func (c *Config) setDefaults() {
 	if c.AlarmConcurrency <= 0 {
 		c.AlarmConcurrency = 64
 	}
+	if c.WSMaxSockets <= 0 {
+		c.WSMaxSockets = 32768
+	}
+	if c.WSMaxMessage <= 0 {
+		c.WSMaxMessage = 1 << 20
+	}
+	if c.WSSendBuffer <= 0 {
+		c.WSSendBuffer = 1 << 20
+	}
+	if c.WSPingInterval <= 0 {
+		c.WSPingInterval = 30 * time.Second
+	}
 }
 
 // Runtime hosts object classes.
@@ -120,6 +143,7 @@ type Runtime struct {
 	objects registry
 	idle    idleSet
 	calls   callGraph
+	ws      wsHub
 
 	// shutdown is cancelled by Close: in-flight events see EVENT_CANCELLED and fail.
 	shutdown       context.Context
@@ -182,6 +206,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
 	r.objects.init()
+	r.ws.init()
 	return r, nil
 }
 
@@ -204,6 +229,8 @@ type Stats struct {
 	// AlarmDeliveries counts alarm events delivered by the schedulers (including ones that found
 	// the alarm not due); AlarmRuns the calls of alarm handlers, AlarmFailures the failed ones.
 	AlarmDeliveries, AlarmRuns, AlarmFailures int64
+	// WebSockets counts the open sockets (accepted and not ended), hibernating ones included.
+	WebSockets int64
 }
 
 func (r *Runtime) Stats() Stats {
@@ -217,6 +244,7 @@ func (r *Runtime) Stats() Stats {
 		AlarmDeliveries: r.alarmsDelivered.Load(),
 		AlarmRuns:       r.alarmRuns.Load(),
 		AlarmFailures:   r.alarmFailures.Load(),
+		WebSockets:      r.ws.open.Load(),
 	}
 }
 
@@ -233,9 +261,12 @@ type Class struct {
 	mod  wazero.CompiledModule
 	ns   *id.Namespace
 
-	hasAlarm  bool // the module exports dowasm_alarm
-	alarms    *storage.AlarmIndex
-	alarmKick chan struct{}
+	hasAlarm bool // the module exports dowasm_alarm
+	// the module exports dowasm_ws_close / dowasm_ws_error (a socket's end wakes the object only
+	// if it handles it)
+	hasWSClose, hasWSError bool
+	alarms                 *storage.AlarmIndex
+	alarmKick              chan struct{}
 }
 
 // Name is the class's name.
@@ -272,8 +303,11 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 		cm.Close(ctx)
 		return nil, fmt.Errorf("class %s: %w", name, err)
 	}
-	_, hasAlarm := cm.ExportedFunctions()["dowasm_alarm"]
-	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key), hasAlarm: hasAlarm, alarmKick: make(chan struct{}, 1)}
+	exports := cm.ExportedFunctions()
+	_, hasAlarm := exports["dowasm_alarm"]
+	_, hasWSClose := exports["dowasm_ws_close"]
+	_, hasWSError := exports["dowasm_ws_error"]
+	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key), hasAlarm: hasAlarm, hasWSClose: hasWSClose, hasWSError: hasWSError, alarmKick: make(chan struct{}, 1)}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -402,6 +436,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.closed = true
 	r.mu.Unlock()
 	r.objects.closeAll()
+	// Sockets get 1001 and no more events; their close handshakes get a few seconds.
+	wsCtx, wsCancel := context.WithTimeout(ctx, 3*time.Second)
+	r.ws.closeAll(wsCtx)
+	wsCancel()
 	r.cancelShutdown()
 	done, bgDone := make(chan struct{}), make(chan struct{})
 	go func() { r.loops.Wait(); close(done) }()

@@ -29,3 +29,18 @@ func exportAlarm(retryCount, isRetry int32) int32 { return runAlarm(retryCount, 
 //
 //go:wasmexport dowasm_rpc
 func exportRPC(methodLen, argLen int32) int32 { return runRPC(methodLen, argLen) }
+
+// The WebSocket handlers are exported by every module as well. A class that does not implement
+// WebSocketHandler fails a message event with a message saying so; close and error events of
+// such a class do nothing.
+//
+//go:wasmexport dowasm_ws_message
+func exportWSMessage(sock, kind, n int32) int32 { return runWSMessage(sock, kind, n) }
+
+//go:wasmexport dowasm_ws_close
+func exportWSClose(sock, code, wasClean, reasonLen int32) int32 {
+	return runWSClose(sock, code, wasClean, reasonLen)
+}
+
+//go:wasmexport dowasm_ws_error
+func exportWSError(sock, msgLen int32) int32 { return runWSError(sock, msgLen) }

@@ -39,5 +39,16 @@ func (rawABI) callFetch(_, _ []byte) int32          { return notAllowed }
 func (rawABI) callRPC([]byte, string, []byte) int32 { return notAllowed }
 func (rawABI) rpcReturn([]byte) int32               { return notAllowed }
 
+func (rawABI) wsAccept([]byte) int32                    { return notAllowed }
+func (rawABI) wsSend(_, _ uint32, _ []byte) int32       { return notAllowed }
+func (rawABI) wsSendString(_, _ uint32, _ string) int32 { return notAllowed }
+func (rawABI) wsClose(_, _ uint32, _ string) int32      { return notAllowed }
+func (rawABI) wsList(string) int32                      { return notAllowed }
+func (rawABI) wsTags(uint32) int32                      { return notAllowed }
+func (rawABI) wsAttachmentGet(uint32) int32             { return notAllowed }
+func (rawABI) wsAttachmentSet(uint32, []byte) int32     { return notAllowed }
+func (rawABI) wsAutoResponse(_, _ string) int32         { return notAllowed }
+func (rawABI) wsAutoResponseTime(uint32) int32          { return notAllowed }
+
 // The clock is the only host service with a native stand-in: the system clock.
 func (rawABI) nowNanos() int64 { return time.Now().UnixNano() }

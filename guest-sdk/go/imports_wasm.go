@@ -85,6 +85,33 @@ func hostCallRPC(tp unsafe.Pointer, tn uint32, mp unsafe.Pointer, mn uint32, ap 
 //go:wasmimport dowasm rpc_return
 func hostRPCReturn(p unsafe.Pointer, n uint32) int32
 
+//go:wasmimport dowasm ws_accept
+func hostWSAccept(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm ws_send
+func hostWSSend(sock uint32, kind uint32, p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm ws_close
+func hostWSClose(sock uint32, code uint32, p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm ws_list
+func hostWSList(p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm ws_tags
+func hostWSTags(sock uint32) int32
+
+//go:wasmimport dowasm ws_attachment_set
+func hostWSAttachmentSet(sock uint32, p unsafe.Pointer, n uint32) int32
+
+//go:wasmimport dowasm ws_attachment_get
+func hostWSAttachmentGet(sock uint32) int32
+
+//go:wasmimport dowasm ws_auto_response
+func hostWSAutoResponse(rp unsafe.Pointer, rn uint32, sp unsafe.Pointer, sn uint32) int32
+
+//go:wasmimport dowasm ws_auto_response_time
+func hostWSAutoResponseTime(sock uint32) int32
+
 // The WASI realtime clock, for Now. The Go and TinyGo runtimes import it too (for time.Now);
 // importing it here as well spares modules that do not use package time its ~250 KB.
 //
@@ -145,7 +172,27 @@ func (rawABI) callFetch(target, req []byte) int32 {
 func (rawABI) callRPC(target []byte, method string, arg []byte) int32 {
 	return hostCallRPC(ptr(target), uint32(len(target)), sptr(method), uint32(len(method)), ptr(arg), uint32(len(arg)))
 }
-func (rawABI) rpcReturn(b []byte) int32 { return hostRPCReturn(ptr(b), uint32(len(b))) }
+func (rawABI) rpcReturn(b []byte) int32   { return hostRPCReturn(ptr(b), uint32(len(b))) }
+func (rawABI) wsAccept(tags []byte) int32 { return hostWSAccept(ptr(tags), uint32(len(tags))) }
+func (rawABI) wsSend(sock, kind uint32, b []byte) int32 {
+	return hostWSSend(sock, kind, ptr(b), uint32(len(b)))
+}
+func (rawABI) wsSendString(sock, kind uint32, s string) int32 {
+	return hostWSSend(sock, kind, sptr(s), uint32(len(s)))
+}
+func (rawABI) wsClose(sock, code uint32, reason string) int32 {
+	return hostWSClose(sock, code, sptr(reason), uint32(len(reason)))
+}
+func (rawABI) wsList(tag string) int32           { return hostWSList(sptr(tag), uint32(len(tag))) }
+func (rawABI) wsTags(sock uint32) int32          { return hostWSTags(sock) }
+func (rawABI) wsAttachmentGet(sock uint32) int32 { return hostWSAttachmentGet(sock) }
+func (rawABI) wsAttachmentSet(sock uint32, b []byte) int32 {
+	return hostWSAttachmentSet(sock, ptr(b), uint32(len(b)))
+}
+func (rawABI) wsAutoResponse(req, resp string) int32 {
+	return hostWSAutoResponse(sptr(req), uint32(len(req)), sptr(resp), uint32(len(resp)))
+}
+func (rawABI) wsAutoResponseTime(sock uint32) int32 { return hostWSAutoResponseTime(sock) }
 
 // nowNanos reads the WASI realtime clock in nanoseconds since the Unix epoch; 0 on an error.
 func (rawABI) nowNanos() int64 {

@@ -25,6 +25,7 @@ const (
 	StatusCallCycle       Status = 13
 	StatusCallFailed      Status = 14
 	StatusOverloaded      Status = 15
+	StatusLimitExceeded   Status = 16
 )
 
 var statusNames = [...]string{
@@ -44,6 +45,7 @@ var statusNames = [...]string{
 	StatusCallCycle:       "CALL_CYCLE",
 	StatusCallFailed:      "CALL_FAILED",
 	StatusOverloaded:      "OVERLOADED",
+	StatusLimitExceeded:   "LIMIT_EXCEEDED",
 }
 
 // String returns the ABI name of the status ("KEY_TOO_LARGE"), or STATUS_<n> for a value this SDK
@@ -104,6 +106,7 @@ var (
 	ErrCallCycle       = &Error{Status: StatusCallCycle}
 	ErrCallFailed      = &Error{Status: StatusCallFailed}
 	ErrOverloaded      = &Error{Status: StatusOverloaded}
+	ErrLimitExceeded   = &Error{Status: StatusLimitExceeded}
 )
 
 // check turns a host function's raw result into (value, error).

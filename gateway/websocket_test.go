@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -457,5 +458,138 @@ func TestShutdownClosesSocketsGoingAway(t *testing.T) {
 		if st := websocket.CloseStatus(c.end); st != websocket.StatusGoingAway {
 			t.Errorf("%s: %v, want close 1001", c.name, c.end)
 		}
+	}
+}
+
+// dialRaw connects to path on e's server; messages are collected raw.
+func (e *wsEnv) dialRaw(t *testing.T, path string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, e.url+path, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", path, err)
+	}
+	c := &client{t: t, name: path, conn: conn}
+	c.cond = sync.NewCond(&c.mu)
+	go c.read()
+	return c
+}
+
+// expect waits for the next message after the n already checked and compares it.
+func (c *client) expect(n *int, want string) {
+	c.t.Helper()
+	*n++
+	got := c.waitCount(func(chatMsg) bool { return true }, *n, strconv.Quote(want))
+	c.mu.Lock()
+	got = c.msgs[*n-1]
+	c.mu.Unlock()
+	if got.raw != want {
+		c.t.Errorf("%s: message %d is %q, want %q", c.name, *n, got.raw, want)
+	}
+}
+
+// The WebSocket ABI through the Go SDK (wsprobe guest): tags, listing, attachments, the output
+// gate of a failing handler, closing, refusals, and auto-response times, across hibernation.
+func TestWebSocketABIThroughSDK(t *testing.T) {
+	e := newWSEnv(t, host.Config{IdleTimeout: 20 * time.Millisecond})
+	if _, err := e.rt.LoadClass(context.Background(), "wsprobe", "tests/guests/wsprobe", guestModule(t, "tests/guests/wsprobe", toolchain.TinyGo)); err != nil {
+		t.Fatal(err)
+	}
+	a := e.dialRaw(t, "/wsprobe/o/ws?tags=red,blue")
+	na := 0
+	a.expect(&na, "welcome 1")
+	b := e.dialRaw(t, "/wsprobe/o/ws?tags=blue")
+	nb := 0
+	b.expect(&nb, "welcome 2")
+
+	say := func(c *client, n *int, msg, want string) {
+		t.Helper()
+		c.send(msg)
+		c.expect(n, want)
+	}
+	say(a, &na, "tags", "tags=red,blue")
+	say(a, &na, "list:blue", "list=1,2")
+	say(a, &na, "list:red", "list=1")
+	say(a, &na, "list:", "list=1,2")
+	say(a, &na, "list:green", "list=")
+	say(a, &na, "att:alice", "att=alice")
+	e.waitEvicted(t)
+	say(a, &na, "get", "att=alice") // the attachment survived hibernation
+	say(b, &nb, "get", "att=")
+
+	// A failing handler's sends, attachment change and storage writes are all dropped.
+	say(a, &na, "count", "count=1")
+	a.send("fail:leaked")
+	say(a, &na, "get", "att=alice")
+	say(a, &na, "count", "count=2")
+
+	// Messages to everyone, in order, released after the commit.
+	say(a, &na, "all:x", "x")
+	b.expect(&nb, "x")
+	say(a, &na, "accept", "accept: dowasm: ws_accept: NOT_ALLOWED")
+	say(a, &na, "big:2000000", "dowasm: ws_send: VALUE_TOO_LARGE")
+
+	// The auto-response never wakes the object and records its time.
+	say(a, &na, "autotime", "autotime=none")
+	e.waitEvicted(t)
+	created := e.rt.Stats().Created
+	say(a, &na, "ping", "pong")
+	if e.rt.Stats().Created != created {
+		t.Error("the auto-response woke the object")
+	}
+	a.send("autotime")
+	na++
+	m := a.waitCount(func(chatMsg) bool { return true }, na, "autotime")
+	a.mu.Lock()
+	m = a.msgs[na-1]
+	a.mu.Unlock()
+	if ms, err := strconv.ParseInt(strings.TrimPrefix(m.raw, "autotime="), 10, 64); err != nil || time.Since(time.UnixMilli(ms)) > time.Minute || time.Since(time.UnixMilli(ms)) < 0 {
+		t.Errorf("autotime answer %q: want a recent time in ms", m.raw)
+	}
+
+	// Closing by the object: the client sees its code; no close event reaches the object.
+	b.send("close")
+	b.mu.Lock()
+	for b.end == nil {
+		b.cond.Wait()
+	}
+	b.mu.Unlock()
+	if st := websocket.CloseStatus(b.end); st != 4000 {
+		t.Errorf("closed by the object: %v, want 4000", b.end)
+	}
+	say(a, &na, "list:", "list=1")
+	a.send("send-after-close")
+	a.mu.Lock()
+	for a.end == nil {
+		a.cond.Wait()
+	}
+	a.mu.Unlock()
+	if st := websocket.CloseStatus(a.end); st != 4001 {
+		t.Errorf("close then send: %v, want close 4001 (and the send refused)", a.end)
+	}
+
+	// A failed upgrade event leaves no socket behind; accepting a plain request is refused.
+	if _, _, err := websocket.Dial(context.Background(), e.url+"/wsprobe/o/ws-fail", nil); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("upgrade whose handler failed: %v, want 500", err)
+	}
+	resp, err := http.Get(e.srv.URL + "/wsprobe/o/accept-plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 200)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	if string(body[:n]) != "dowasm: ws_accept: NOT_ALLOWED" {
+		t.Errorf("accepting a plain request: %q", body[:n])
+	}
+	for deadline := time.Now().Add(30 * time.Second); e.rt.Stats().WebSockets != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sockets left open: %+v", e.rt.Stats())
+		}
+	}
+	// Bad tags are refused by the SDK before the host sees them.
+	if _, _, err := websocket.Dial(context.Background(), e.url+"/wsprobe/o/ws?tags="+strings.Repeat("t", 257), nil); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("a 257-byte tag: %v, want 400", err)
 	}
 }

@@ -45,6 +45,14 @@ var guestSources = []struct {
 	{"examples/ticket/rust", toolchain.Rust},
 	{"examples/ratelimit/rust", toolchain.Rust},
 	{"tests/guests/sdkcheck-rust", toolchain.Rust},
+	{"examples/chat/go", toolchain.Go},
+	{"examples/chat/go", toolchain.TinyGo},
+	{"examples/chat/rust", toolchain.Rust},
+	{"examples/cursors/go", toolchain.Go},
+	{"examples/cursors/go", toolchain.TinyGo},
+	{"examples/cursors/rust", toolchain.Rust},
+	{"tests/guests/wsprobe", toolchain.Go},
+	{"tests/guests/wsprobe", toolchain.TinyGo},
 }
 
 // Every compiled guest's imports and exports agree with the ABI table (CheckModule names the

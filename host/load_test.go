@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -116,31 +117,35 @@ func TestBadPointersReturnStatus(t *testing.T) {
 	var body []byte
 	bad := [][2]int32{{-16, 256}, {0, 0x7fffffff}, {65535, 2}, {-1, -1}}
 	for _, f := range abi.HostFuncs {
-		if len(f.Params) < 2 {
+		// the (pointer, length) pairs among the parameters, by name: x_ptr followed by x_len
+		var pairs []int
+		for i := 0; i+1 < len(f.Params); i++ {
+			if strings.HasSuffix(f.Params[i].Name, "ptr") && strings.HasSuffix(f.Params[i+1].Name, "len") {
+				pairs = append(pairs, i)
+			}
+		}
+		if len(pairs) == 0 {
 			continue
 		}
 		idx := len(imports)
 		imports = append(imports, abiImport(f.Name))
 		for _, pl := range bad {
-			var calls [][]byte
-			if f.Name == "log" {
-				calls = append(calls, cat(i32const(abi.LogInfo), i32const(pl[0]), i32const(pl[1])))
-			} else {
-				// every other one takes (pointer, length) pairs: each pair bad in turn, the
-				// others empty and valid
-				for j := 0; j < len(f.Params)/2; j++ {
-					var args []byte
-					for k := 0; k < len(f.Params)/2; k++ {
-						if k == j {
-							args = append(args, cat(i32const(pl[0]), i32const(pl[1]))...)
-						} else {
-							args = append(args, cat(i32const(0), i32const(0))...)
-						}
+			// each pair bad in turn, the other pairs empty and valid, other parameters 0 (a log
+			// level, a socket ID, a kind: the pointer is checked before them)
+			for _, badPair := range pairs {
+				var args []byte
+				for i := 0; i < len(f.Params); i++ {
+					switch {
+					case i == badPair:
+						args = append(args, cat(i32const(pl[0]), i32const(pl[1]))...)
+						i++
+					case slices.Contains(pairs, i):
+						args = append(args, cat(i32const(0), i32const(0))...)
+						i++
+					default:
+						args = append(args, i32const(0)...)
 					}
-					calls = append(calls, args)
 				}
-			}
-			for _, args := range calls {
 				body = append(body, cat(args, call(idx), i32const(-int32(abi.BadPointer)), opI32Ne, opIf, opUnreachable, opEnd)...)
 			}
 		}

@@ -57,7 +57,7 @@ func (c *Chat) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
 		return nil, c.broadcast(`{"type":"join","name":`+quote(name)+`}`, ws)
 	case "/members":
 		if req.Method != "GET" {
-			return dowasm.MethodNotAllowed("GET"), nil
+			return dowasm.NotFound(), nil
 		}
 		ms, err := c.members()
 		if err != nil {

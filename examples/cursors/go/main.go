@@ -126,7 +126,7 @@ func (r *Cursors) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
 		return nil, r.broadcast(`{"type":"join","id":`+strconv.Itoa(int(ws))+`,"name":`+quote(name)+`}`, ws)
 	case "/cursors":
 		if req.Method != "GET" {
-			return dowasm.MethodNotAllowed("GET"), nil
+			return dowasm.NotFound(), nil
 		}
 		cs, err := r.all()
 		if err != nil {

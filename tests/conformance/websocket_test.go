@@ -164,6 +164,10 @@ var wsScripts = map[string][]wsAction{
 		{do: "text", who: "ann", arg: "m 1 2 3", want: map[string][]string{"ann": {badCursor}}},
 		{do: "text", who: "ann", arg: "x 1 2", want: map[string][]string{"ann": {badCursor}}},
 		{do: "text", who: "ann", arg: "m -1 2", want: map[string][]string{"ann": {badCursor}}},
+		{do: "text", who: "ann", arg: "m +5 2", want: map[string][]string{"ann": {badCursor}}},
+		{do: "text", who: "ann", arg: "m 99999999999999999999 2", want: map[string][]string{"ann": {badCursor}}},
+		{do: "text", who: "ann", arg: "m 0000000100 0200", want: map[string][]string{
+			"bob": {`{"type":"move","id":1,"name":"ann","x":100,"y":200}`}}},
 		{do: "binary", who: "ann", arg: "m 1 2", want: map[string][]string{"ann": {badCursor}}},
 		{do: "http", req: step{method: "GET", path: "/cursors", status: 200, want: `{"cursors":[{"id":1,"name":"ann","x":100,"y":200},{"id":2,"name":"bob","x":10000,"y":0}]}`, headers: map[string]string{"Content-Type": "application/json"}}},
 		{do: "join", who: "q", arg: "name=%22q%22", want: map[string][]string{

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 
 	dowasm "github.com/dowasm/dowasm/guest-sdk/go"
@@ -105,7 +106,8 @@ func (c *Chat) broadcast(msg string, except dowasm.WebSocket) error {
 	}
 	for _, ws := range socks {
 		if ws != except {
-			if err := ws.Send(msg); err != nil {
+			// A member whose socket ended since the listing is skipped: its leave comes next.
+			if err := ws.Send(msg); err != nil && !errors.Is(err, dowasm.ErrNotFound) {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -87,7 +88,8 @@ func (r *Cursors) broadcast(msg string, except dowasm.WebSocket) error {
 	}
 	for _, ws := range socks {
 		if ws != except {
-			if err := ws.Send(msg); err != nil {
+			// A member whose socket ended since the listing is skipped: its leave comes next.
+			if err := ws.Send(msg); err != nil && !errors.Is(err, dowasm.ErrNotFound) {
 				return err
 			}
 		}
@@ -154,8 +156,9 @@ func parse(s string) (kind string, x, y int, ok bool) {
 	return "click", x, y, true
 }
 
+// coord reads a decimal integer 0..10000: ASCII digits only (leading zeros allowed, no sign).
 func coord(s string) (int, bool) {
-	if len(s) == 0 || len(s) > 5 {
+	if len(s) == 0 {
 		return 0, false
 	}
 	n := 0
@@ -163,9 +166,11 @@ func coord(s string) (int, bool) {
 		if s[i] < '0' || s[i] > '9' {
 			return 0, false
 		}
-		n = n*10 + int(s[i]-'0')
+		if n = n*10 + int(s[i]-'0'); n > 10000 {
+			return 0, false
+		}
 	}
-	return n, n <= 10000
+	return n, true
 }
 
 func (r *Cursors) WebSocketMessage(ws dowasm.WebSocket, msg dowasm.Message) error {

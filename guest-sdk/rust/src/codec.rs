@@ -208,6 +208,55 @@ pub fn encode_key_list<K: AsRef<[u8]>>(keys: &[K]) -> Vec<u8> {
     b
 }
 
+/// Decodes a *key list* (as `ws_tags` stages a socket's tags); `None` when it is malformed.
+pub fn decode_key_list(b: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut r = Reader::new(b);
+    let n = r.count(4);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.bytes().to_vec());
+    }
+    if r.done() {
+        Some(out)
+    } else {
+        None
+    }
+}
+
+/// Encodes a *socket list*: `u32 count`, then the socket IDs, each a `u32` (the host's side of
+/// `ws_list`; used by tests).
+pub fn encode_socket_list(ids: &[u32]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(4 + 4 * ids.len());
+    put_u32(&mut b, ids.len() as u32);
+    for &id in ids {
+        put_u32(&mut b, id);
+    }
+    b
+}
+
+/// Decodes a *socket list* as `ws_list` stages it; `None` when it is malformed.
+pub fn decode_socket_list(b: &[u8]) -> Option<Vec<u32>> {
+    let mut r = Reader::new(b);
+    let n = r.count(4);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.u32());
+    }
+    if r.done() {
+        Some(out)
+    } else {
+        None
+    }
+}
+
+/// The message kinds of `ws_send` and `dowasm_ws_message`.
+pub mod ws_kind {
+    /// A text message (UTF-8 expected, not checked by the host).
+    pub const TEXT: u32 = 1;
+    /// A binary message.
+    pub const BINARY: u32 = 2;
+}
+
 /// Encodes an *entry list* from (key, value) pairs.
 pub fn encode_entry_list<K: AsRef<[u8]>, V: AsRef<[u8]>>(entries: &[(K, V)]) -> Vec<u8> {
     let size = entries

@@ -48,6 +48,7 @@ mod quote;
 mod status;
 mod storage;
 mod sys;
+mod websocket;
 
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,10 @@ pub use storage::{
     key_uint64, padded_key, uint64_key, Entry, ListOptions, Storage, MAX_BATCH, MAX_ENTRY_SIZE,
     MAX_KEY_SIZE, MAX_RESULT_SIZE, MAX_TXN_DEPTH,
 };
+pub use websocket::{
+    Message, WebSocket, MAX_ATTACHMENT_SIZE, MAX_AUTO_RESPONSE, MAX_CLOSE_REASON_SIZE,
+    MAX_SOCKET_TAGS, MAX_TAG_SIZE,
+};
 
 /// The guest ABI version this SDK implements (it exports `dowasm_abi_v1`).
 pub const ABI_VERSION: u32 = 1;
@@ -72,10 +77,13 @@ pub const ABI_VERSION: u32 = 1;
 pub use object::rt as __rt;
 
 /// Exports an [`Object`] type as the module's class: generates the guest exports of ABI v1
-/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`, `dowasm_alarm`, `dowasm_rpc`) in your crate,
-/// which must be a `cdylib`. `dowasm_alarm` is always exported, so the host lets every class set
-/// alarms; the default [`Object::alarm`] drops them with an error. `dowasm_rpc` is always
-/// exported too; the default [`Object::rpc`] fails every call with an error.
+/// (`dowasm_abi_v1`, `dowasm_init`, `dowasm_fetch`, `dowasm_alarm`, `dowasm_rpc`,
+/// `dowasm_ws_message`, `dowasm_ws_close`, `dowasm_ws_error`) in your crate, which must be a
+/// `cdylib`. `dowasm_alarm` is always exported, so the host lets every class set alarms; the
+/// default [`Object::alarm`] drops them with an error. `dowasm_rpc` is always exported too; the
+/// default [`Object::rpc`] fails every call with an error. So are the WebSocket handlers: the
+/// default [`Object::websocket_message`] fails the event (the socket stays open), the default
+/// close and error handlers do nothing.
 /// Use it once per crate:
 ///
 /// ```ignore
@@ -107,6 +115,26 @@ macro_rules! export {
             #[no_mangle]
             pub extern "C" fn dowasm_rpc(method_len: i32, arg_len: i32) -> i32 {
                 $crate::__rt::rpc(method_len, arg_len)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn dowasm_ws_message(socket: i32, kind: i32, len: i32) -> i32 {
+                $crate::__rt::ws_message(socket, kind, len)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn dowasm_ws_close(
+                socket: i32,
+                code: i32,
+                was_clean: i32,
+                reason_len: i32,
+            ) -> i32 {
+                $crate::__rt::ws_close(socket, code, was_clean, reason_len)
+            }
+
+            #[no_mangle]
+            pub extern "C" fn dowasm_ws_error(socket: i32, msg_len: i32) -> i32 {
+                $crate::__rt::ws_error(socket, msg_len)
             }
         };
     };

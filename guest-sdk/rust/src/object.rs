@@ -8,15 +8,17 @@ use crate::http::{Request, Response};
 use crate::status::{check, code_name, Error, Result};
 use crate::storage::{read_staged, Storage, MAX_RESULT_SIZE};
 use crate::sys;
+use crate::websocket::{Message, WebSocket};
 
 /// An object class. Implement it for your type and export it with [`export!`](crate::export).
 ///
 /// dowasm runs one instance per object ID and delivers its events one at a time, so a handler
 /// never runs concurrently with itself and may keep state in `self`.
 ///
-/// Handlers for other kinds of events ([`alarm`](Object::alarm), [`rpc`](Object::rpc), later
-/// WebSockets) are methods with default implementations, so a class implements only the ones it
-/// uses.
+/// Handlers for other kinds of events ([`alarm`](Object::alarm), [`rpc`](Object::rpc), and the
+/// WebSocket events [`websocket_message`](Object::websocket_message),
+/// [`websocket_close`](Object::websocket_close) and [`websocket_error`](Object::websocket_error))
+/// are methods with default implementations, so a class implements only the ones it uses.
 pub trait Object {
     /// The constructor. It runs once per instance, before the instance's first event (when the
     /// object is first used, and whenever it wakes after eviction or a failed event), inside
@@ -65,7 +67,57 @@ pub trait Object {
         let _ = (method, arg);
         Err(Error::new(NO_RPC_HANDLER))
     }
+
+    /// Handles a message from one of the object's WebSockets (accepted with
+    /// [`Context::accept_websocket`]). An event like any other: one at a time with the object's
+    /// other events, in its own transaction; the messages it sends leave after its commit. A
+    /// socket's messages arrive in the order the client sent them, and the host reads a
+    /// socket's next message only when this event is done. If the object was evicted
+    /// (hibernation), the constructor runs first.
+    ///
+    /// Returning `Err` (or panicking) fails the event: its writes, sends and attachment changes
+    /// are dropped, the instance is discarded, the socket stays open and the host logs the
+    /// error. The default implementation fails with an error saying that the class does not
+    /// handle WebSocket messages.
+    fn websocket_message(&mut self, ws: WebSocket, msg: Message) -> Result<()> {
+        let _ = (ws, msg);
+        Err(Error::new(NO_WEBSOCKET_HANDLER))
+    }
+
+    /// Handles the end of a WebSocket that the client closed or lost: `code` is the client's
+    /// close code (1005 when it sent none, 1006 when the connection ended without a close
+    /// frame), `reason` its reason, `was_clean` whether the close handshake completed. The
+    /// socket is already gone from [`Context::websockets`] and sends to it fail, but during this
+    /// event its [`attachment`](WebSocket::attachment) and [`tags`](WebSocket::tags) can still
+    /// be read (to say who left). Each socket ends with exactly one `websocket_close` or
+    /// [`websocket_error`](Object::websocket_error), except when the object closed it itself
+    /// ([`WebSocket::close`]) or the server shuts down. The default implementation does
+    /// nothing.
+    fn websocket_close(
+        &mut self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<()> {
+        let _ = (ws, code, reason, was_clean);
+        Ok(())
+    }
+
+    /// Handles the end of a WebSocket that the host closed because of an error (the client did
+    /// not read and its send buffer overflowed, it sent a message over the size limit, or it
+    /// broke the protocol); `error` says which. The socket is already gone; as in
+    /// [`websocket_close`](Object::websocket_close), its attachment and tags can still be read
+    /// during this event. The default implementation does nothing.
+    fn websocket_error(&mut self, ws: WebSocket, error: String) -> Result<()> {
+        let _ = (ws, error);
+        Ok(())
+    }
 }
+
+/// The error of the default [`Object::websocket_message`].
+pub(crate) const NO_WEBSOCKET_HANDLER: &str =
+    "dowasm: this class does not handle WebSocket messages (override Object::websocket_message)";
 
 /// The error of the default [`Object::rpc`].
 pub(crate) const NO_RPC_HANDLER: &str =
@@ -339,5 +391,87 @@ pub mod rt {
             }
             0
         })
+    }
+
+    /// `dowasm_ws_message`: reads the staged message and runs the message handler.
+    pub fn ws_message(socket: i32, kind: i32, len: i32) -> i32 {
+        ws_event(socket, WsEvent::Message { kind }, len)
+    }
+
+    /// `dowasm_ws_close`: reads the staged reason and runs the close handler.
+    pub fn ws_close(socket: i32, code: i32, was_clean: i32, reason_len: i32) -> i32 {
+        ws_event(socket, WsEvent::Close { code, was_clean }, reason_len)
+    }
+
+    /// `dowasm_ws_error`: reads the staged message and runs the error handler.
+    pub fn ws_error(socket: i32, msg_len: i32) -> i32 {
+        ws_event(socket, WsEvent::Error, msg_len)
+    }
+
+    /// The arguments of a WebSocket export besides the socket and the staged length.
+    enum WsEvent {
+        Message { kind: i32 },
+        Close { code: i32, was_clean: i32 },
+        Error,
+    }
+
+    /// Runs a WebSocket event: reads the `len` staged bytes (the message, the close reason or
+    /// the error) and calls the handler. One function for the three exports keeps modules
+    /// small.
+    fn ws_event(socket: i32, ev: WsEvent, len: i32) -> i32 {
+        let export = match ev {
+            WsEvent::Message { .. } => "dowasm_ws_message",
+            WsEvent::Close { .. } => "dowasm_ws_close",
+            WsEvent::Error => "dowasm_ws_error",
+        };
+        INSTANCE.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let obj = match guard.as_mut() {
+                Some(obj) => obj,
+                None => return fail(&format!("{} before a successful dowasm_init", export)),
+            };
+            match ev {
+                WsEvent::Message { kind }
+                    if kind as u32 != codec::ws_kind::TEXT
+                        && kind as u32 != codec::ws_kind::BINARY =>
+                {
+                    return fail(&format!(
+                        "unknown WebSocket message kind {} from the host",
+                        kind
+                    ));
+                }
+                WsEvent::Close { code, .. } if !(0..=0xffff).contains(&code) => {
+                    return fail(&format!("malformed close code {} from the host", code));
+                }
+                _ => {}
+            }
+            let b = match read_staged(export, len) {
+                Ok(b) => b,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let ws = WebSocket::from_id(socket as u32);
+            let r = match ev {
+                WsEvent::Message { kind } if kind as u32 == codec::ws_kind::BINARY => {
+                    obj.websocket_message(ws, Message::Binary(b))
+                }
+                WsEvent::Message { .. } => obj.websocket_message(ws, Message::Text(lossy(b))),
+                WsEvent::Close { code, was_clean } => {
+                    obj.websocket_close(ws, code as u16, lossy(b), was_clean != 0)
+                }
+                WsEvent::Error => obj.websocket_error(ws, lossy(b)),
+            };
+            match r {
+                Ok(()) => 0,
+                Err(e) => fail(&e.to_string()),
+            }
+        })
+    }
+}
+
+/// Bytes as a string, without copying when they are UTF-8; invalid bytes become U+FFFD.
+fn lossy(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }

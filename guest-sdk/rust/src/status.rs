@@ -26,11 +26,12 @@ pub enum Status {
     CallCycle = 13,
     CallFailed = 14,
     Overloaded = 15,
+    LimitExceeded = 16,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 16] = [
+    pub const ALL: [Status; 17] = [
         Status::Ok,
         Status::NotFound,
         Status::BadPointer,
@@ -47,6 +48,7 @@ impl Status {
         Status::CallCycle,
         Status::CallFailed,
         Status::Overloaded,
+        Status::LimitExceeded,
     ];
 
     /// The status with this numeric value, if the ABI has one.
@@ -82,6 +84,7 @@ impl Status {
             Status::CallCycle => "CALL_CYCLE",
             Status::CallFailed => "CALL_FAILED",
             Status::Overloaded => "OVERLOADED",
+            Status::LimitExceeded => "LIMIT_EXCEEDED",
         }
     }
 }

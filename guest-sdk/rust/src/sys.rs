@@ -3,8 +3,9 @@
 //! everything else in the SDK works with slices and vectors.
 //!
 //! Every ABI parameter is an `i32` except times (`alarm_set`'s `i64` milliseconds): on wasm32 a
-//! pointer and a `usize` are 32 bits, so `*const u8` and lengths lower to `i32`. The wrappers
-//! below take slices, which keeps the pointer/length pairs correct by construction.
+//! pointer and a `usize` are 32 bits, so `*const u8` and lengths lower to `i32`, as do the
+//! `u32` socket IDs, message kinds and close codes. The wrappers below take slices, which keeps
+//! the pointer/length pairs correct by construction.
 //!
 //! Memory ownership (ABI "Memory ownership"): the guest owns all of its memory. Slices passed to
 //! the host are copied by the host during the call, so they may be dropped or reused as soon as
@@ -66,6 +67,20 @@ mod imports {
             arg_len: usize,
         ) -> i32;
         pub fn rpc_return(ptr: *const u8, len: usize) -> i32;
+        pub fn ws_accept(tags_ptr: *const u8, tags_len: usize) -> i32;
+        pub fn ws_send(socket: u32, kind: u32, ptr: *const u8, len: usize) -> i32;
+        pub fn ws_close(socket: u32, code: u32, reason_ptr: *const u8, reason_len: usize) -> i32;
+        pub fn ws_list(tag_ptr: *const u8, tag_len: usize) -> i32;
+        pub fn ws_tags(socket: u32) -> i32;
+        pub fn ws_attachment_set(socket: u32, ptr: *const u8, len: usize) -> i32;
+        pub fn ws_attachment_get(socket: u32) -> i32;
+        pub fn ws_auto_response(
+            req_ptr: *const u8,
+            req_len: usize,
+            resp_ptr: *const u8,
+            resp_len: usize,
+        ) -> i32;
+        pub fn ws_auto_response_time(socket: u32) -> i32;
     }
 
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
@@ -239,6 +254,59 @@ pub(crate) fn call_rpc(target: &[u8], method: &[u8], arg: &[u8]) -> i32 {
 /// Sets the result of the current RPC event; the host copies it.
 pub(crate) fn rpc_return(b: &[u8]) -> i32 {
     host!(rpc_return(b.as_ptr(), b.len()))
+}
+
+/// Accepts the current fetch's WebSocket upgrade with an encoded tag list (empty: no tags);
+/// returns the new socket's ID.
+pub(crate) fn ws_accept(tags: &[u8]) -> i32 {
+    host!(ws_accept(tags.as_ptr(), tags.len()))
+}
+
+/// Sends a message of `kind` (1 text, 2 binary) to a socket; the host copies it.
+pub(crate) fn ws_send(socket: u32, kind: u32, msg: &[u8]) -> i32 {
+    host!(ws_send(socket, kind, msg.as_ptr(), msg.len()))
+}
+
+/// Closes a socket with a close code and a reason; the host copies the reason.
+pub(crate) fn ws_close(socket: u32, code: u32, reason: &[u8]) -> i32 {
+    host!(ws_close(socket, code, reason.as_ptr(), reason.len()))
+}
+
+/// Stages the IDs of the object's open sockets (those carrying `tag`, or all of them when it is
+/// empty) as a socket list; returns its length.
+pub(crate) fn ws_list(tag: &[u8]) -> i32 {
+    host!(ws_list(tag.as_ptr(), tag.len()))
+}
+
+/// Stages a socket's tags as a key list; returns its length.
+pub(crate) fn ws_tags(socket: u32) -> i32 {
+    host!(ws_tags(socket))
+}
+
+/// Replaces a socket's attachment (empty clears it); the host copies it.
+pub(crate) fn ws_attachment_set(socket: u32, b: &[u8]) -> i32 {
+    host!(ws_attachment_set(socket, b.as_ptr(), b.len()))
+}
+
+/// Stages a socket's attachment; returns its length.
+pub(crate) fn ws_attachment_get(socket: u32) -> i32 {
+    host!(ws_attachment_get(socket))
+}
+
+/// Sets the object's auto-response pair (an empty request removes it); the host copies both.
+pub(crate) fn ws_auto_response(req: &[u8], resp: &[u8]) -> i32 {
+    host!(ws_auto_response(
+        req.as_ptr(),
+        req.len(),
+        resp.as_ptr(),
+        resp.len()
+    ))
+}
+
+/// Stages the time of a socket's last auto-response (8 bytes, little-endian `i64`) and returns
+/// 8, or `-NOT_FOUND`.
+pub(crate) fn ws_auto_response_time(socket: u32) -> i32 {
+    host!(ws_auto_response_time(socket))
 }
 
 /// The wall clock (WASI realtime clock, id 0) in nanoseconds since the Unix epoch, or `None`

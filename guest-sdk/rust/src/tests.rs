@@ -1,7 +1,9 @@
 //! Native tests of the pure parts: encodings (byte for byte against abi/ABI.md), query
 //! decoding, key helpers, the status table, quoting, response checks, alarms (the staged
-//! time, the handler's arguments, the default handler, refused times) and calls (the target
-//! and staged response encodings, call errors, the default RPC handler).
+//! time, the handler's arguments, the default handler, refused times), calls (the target
+//! and staged response encodings, call errors, the default RPC handler) and WebSockets (the
+//! socket and tag lists, upgrade detection, the checks made before calling the host, the
+//! default handlers).
 
 use crate::codec::*;
 use crate::*;
@@ -295,6 +297,7 @@ fn status_table() {
         "CALL_CYCLE",
         "CALL_FAILED",
         "OVERLOADED",
+        "LIMIT_EXCEEDED",
     ];
     assert_eq!(Status::ALL.len(), names.len());
     for (i, s) in Status::ALL.iter().enumerate() {
@@ -302,7 +305,7 @@ fn status_table() {
         assert_eq!(s.name(), names[i]);
         assert_eq!(Status::from_code(i as i32), Some(*s));
     }
-    assert_eq!(Status::from_code(16), None);
+    assert_eq!(Status::from_code(17), None);
     assert_eq!(Status::from_code(-1), None);
 
     // The source has one `    CamelName = N,` line per status (a host test parses it).
@@ -648,4 +651,262 @@ fn default_rpc_handler_fails() {
     assert_eq!(e.status(), None);
     // The export before a successful dowasm_init (this thread has no instance) fails too.
     assert_eq!(crate::__rt::rpc(0, 0), 1);
+}
+
+#[test]
+fn socket_and_key_list_decoding() {
+    // socket list: u32 count, then count u32 socket IDs.
+    let b = encode_socket_list(&[7, 9, 0x01020304]);
+    assert_eq!(
+        b,
+        b"\x03\x00\x00\x00\x07\x00\x00\x00\x09\x00\x00\x00\x04\x03\x02\x01"
+    );
+    assert_eq!(decode_socket_list(&b), Some(vec![7, 9, 0x01020304]));
+    assert_eq!(decode_socket_list(b"\x00\x00\x00\x00"), Some(vec![]));
+    for n in 0..b.len() {
+        assert_eq!(decode_socket_list(&b[..n]), None, "truncated to {}", n);
+    }
+    let mut long = b.clone();
+    long.push(0);
+    assert_eq!(decode_socket_list(&long), None);
+    // A count the rest cannot hold is refused before allocating.
+    assert_eq!(decode_socket_list(b"\xff\xff\xff\xff"), None);
+
+    // ws_tags stages a key list.
+    let tags = encode_key_list(&["member", "room:a", ""]);
+    assert_eq!(
+        decode_key_list(&tags),
+        Some(vec![b"member".to_vec(), b"room:a".to_vec(), Vec::new()])
+    );
+    assert_eq!(decode_key_list(b"\x00\x00\x00\x00"), Some(vec![]));
+    for n in 0..tags.len() {
+        assert_eq!(decode_key_list(&tags[..n]), None, "truncated to {}", n);
+    }
+    assert_eq!(decode_key_list(b"\xff\xff\xff\x7f"), None);
+    assert_eq!((ws_kind::TEXT, ws_kind::BINARY), (1, 2));
+}
+
+#[test]
+fn websocket_upgrade_detection() {
+    let upgrade = |method: &str, values: &[&[u8]]| {
+        let mut r = req(method, "/ws", "");
+        r.headers.add("Connection", "Upgrade");
+        for v in values {
+            r.headers.add("Upgrade", v.to_vec());
+        }
+        r.is_websocket_upgrade()
+    };
+    assert!(upgrade("GET", &[b"websocket"]));
+    assert!(upgrade("GET", &[b"WebSocket"]));
+    assert!(upgrade("GET", &[b"WEBSOCKET", b"h2c"]));
+    // Any Upgrade line, any protocol of a comma-separated list (as the gateway reads it).
+    assert!(upgrade("GET", &[b"h2c", b"websocket"]));
+    assert!(upgrade("GET", &[b"h2c, websocket"]));
+    assert!(upgrade("GET", &[b"h2c,websocket"]));
+    assert!(upgrade("GET", &[b" \twebsocket\t ,"]));
+    assert!(!upgrade("POST", &[b"websocket"]));
+    assert!(!upgrade("get", &[b"websocket"]));
+    assert!(!upgrade("GET", &[]));
+    assert!(!upgrade("GET", &[b""]));
+    assert!(!upgrade("GET", &[b"h2c"]));
+    assert!(!upgrade("GET", &[b"websockets"]));
+    assert!(!upgrade("GET", &[b"web socket"]));
+    assert!(!upgrade("GET", &[b"websocket/13"]));
+    assert!(!upgrade("GET", &[b"websocket\xff"]));
+    // Header names are matched ignoring case.
+    let mut r = req("GET", "/ws", "");
+    r.headers.add("upgrade", "websocket");
+    assert!(r.is_websocket_upgrade());
+}
+
+#[test]
+fn websocket_tag_validation() {
+    use crate::websocket::check_tags;
+    assert_eq!(check_tags(&[]), Ok(()));
+    assert_eq!(check_tags(&["member"]), Ok(()));
+    let ten = ["t"; MAX_SOCKET_TAGS];
+    assert_eq!(check_tags(&ten), Ok(()));
+    let max = "x".repeat(MAX_TAG_SIZE);
+    assert_eq!(check_tags(&[&max, "y"]), Ok(()));
+
+    let e = check_tags(&["t"; MAX_SOCKET_TAGS + 1]).unwrap_err();
+    assert!(e.is(Status::InvalidArgument), "{}", e);
+    assert_eq!(e.op(), "ws_accept");
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_accept: 11 tags; the limit is 10 (INVALID_ARGUMENT)"
+    );
+    let e = check_tags(&["a", ""]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_accept: tags[1] is empty (INVALID_ARGUMENT)"
+    );
+    let long = "x".repeat(MAX_TAG_SIZE + 1);
+    let e = check_tags(&[&long]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_accept: tags[0] is 257 bytes; the limit is 256 (INVALID_ARGUMENT)"
+    );
+
+    // accept_websocket checks the request, then the tags, then calls the host.
+    let ctx = Context::new();
+    let e = ctx
+        .accept_websocket(&req("GET", "/ws", ""), &["member"])
+        .unwrap_err();
+    assert!(e.is(Status::NotAllowed), "{}", e);
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_accept: the request is not a WebSocket upgrade (GET with Upgrade: websocket) (NOT_ALLOWED)"
+    );
+    let mut up = req("GET", "/ws", "name=ann");
+    up.headers.add("Upgrade", "websocket");
+    let e = ctx.accept_websocket(&up, &["member", ""]).unwrap_err();
+    assert!(e.is(Status::InvalidArgument), "{}", e);
+    let e = ctx.accept_websocket(&up, &["member"]).unwrap_err();
+    assert_eq!(e.to_string(), "dowasm: ws_accept: NOT_ALLOWED");
+    assert!(ctx
+        .accept_websocket(&up, &[])
+        .unwrap_err()
+        .is(Status::NotAllowed));
+}
+
+#[test]
+fn websocket_limits() {
+    assert_eq!(
+        (
+            MAX_SOCKET_TAGS,
+            MAX_TAG_SIZE,
+            MAX_ATTACHMENT_SIZE,
+            MAX_CLOSE_REASON_SIZE,
+            MAX_AUTO_RESPONSE
+        ),
+        (10, 256, 16384, 123, 2048)
+    );
+    assert_eq!(Status::LimitExceeded.code(), 16);
+    assert_eq!(Status::LimitExceeded.name(), "LIMIT_EXCEEDED");
+}
+
+#[test]
+fn websocket_calls_fail_without_a_host() {
+    let ctx = Context::new();
+    let ws = WebSocket::from_id(7);
+    assert_eq!(ws.id(), 7);
+    assert!(WebSocket::from_id(3) < ws, "sockets order by ID");
+
+    for (e, op) in [
+        (ws.send_text("hi").unwrap_err(), "ws_send"),
+        (ws.send_binary(b"\x00").unwrap_err(), "ws_send"),
+        (ws.close(1000, "bye").unwrap_err(), "ws_close"),
+        (ws.tags().unwrap_err(), "ws_tags"),
+        (ws.attachment().unwrap_err(), "ws_attachment_get"),
+        (ws.set_attachment(b"ann").unwrap_err(), "ws_attachment_set"),
+        (
+            ws.auto_response_time().unwrap_err(),
+            "ws_auto_response_time",
+        ),
+        (ctx.websockets(None).unwrap_err(), "ws_list"),
+        (ctx.websockets(Some("member")).unwrap_err(), "ws_list"),
+        (
+            ctx.set_websocket_auto_response("ping", "pong").unwrap_err(),
+            "ws_auto_response",
+        ),
+        (
+            ctx.set_websocket_auto_response("", "").unwrap_err(),
+            "ws_auto_response",
+        ),
+    ] {
+        assert!(e.is(Status::NotAllowed), "{}", e);
+        assert_eq!(e.to_string(), format!("dowasm: {}: NOT_ALLOWED", op));
+    }
+    // No socket carries the empty tag: nothing to ask the host.
+    assert_eq!(ctx.websockets(Some("")), Ok(vec![]));
+
+    // Refused before calling the host.
+    let e = ctx
+        .websockets(Some(&"t".repeat(MAX_TAG_SIZE + 1)))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_list: tag is 257 bytes; the limit is 256 (INVALID_ARGUMENT)"
+    );
+    for code in [0u16, 999, 1001, 1005, 2999, 5000, u16::MAX] {
+        let e = ws.close(code, "").unwrap_err();
+        assert!(e.is(Status::InvalidArgument), "{}", e);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "dowasm: ws_close: close code {} is not 1000 or 3000-4999 (INVALID_ARGUMENT)",
+                code
+            )
+        );
+    }
+    for code in [1000u16, 3000, 4999] {
+        assert!(ws.close(code, "").unwrap_err().is(Status::NotAllowed));
+    }
+    let reason = "r".repeat(MAX_CLOSE_REASON_SIZE);
+    assert!(ws.close(4000, &reason).unwrap_err().is(Status::NotAllowed));
+    let e = ws.close(4000, &(reason + "r")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_close: close reason is 124 bytes; the limit is 123 (INVALID_ARGUMENT)"
+    );
+    let big = vec![0u8; MAX_ATTACHMENT_SIZE + 1];
+    let e = ws.set_attachment(&big).unwrap_err();
+    assert!(e.is(Status::ValueTooLarge), "{}", e);
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_attachment_set: attachment is 16385 bytes; the limit is 16384 (VALUE_TOO_LARGE)"
+    );
+    assert!(ws
+        .set_attachment(&big[1..])
+        .unwrap_err()
+        .is(Status::NotAllowed));
+    let long = "p".repeat(MAX_AUTO_RESPONSE + 1);
+    let e = ctx.set_websocket_auto_response(&long, "pong").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_auto_response: request is 2049 bytes; the limit is 2048 (VALUE_TOO_LARGE)"
+    );
+    let e = ctx.set_websocket_auto_response("ping", &long).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: ws_auto_response: response is 2049 bytes; the limit is 2048 (VALUE_TOO_LARGE)"
+    );
+    // An empty request removes the pair, whatever the response.
+    assert!(ctx
+        .set_websocket_auto_response("", &long)
+        .unwrap_err()
+        .is(Status::NotAllowed));
+}
+
+struct NoSockets;
+
+impl Object for NoSockets {
+    fn new(_: &Context) -> Result<Self> {
+        Ok(NoSockets)
+    }
+    fn fetch(&mut self, _: Request) -> Result<Response> {
+        Ok(Response::no_content())
+    }
+}
+
+#[test]
+fn default_websocket_handlers() {
+    let mut obj = NoSockets::new(&Context::new()).unwrap();
+    let ws = WebSocket::from_id(1);
+    let e = obj
+        .websocket_message(ws, Message::Text("hi".into()))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dowasm: this class does not handle WebSocket messages (override Object::websocket_message)"
+    );
+    assert_eq!(e.status(), None);
+    assert!(obj.websocket_message(ws, Message::Binary(vec![1])).is_err());
+    assert_eq!(obj.websocket_close(ws, 1000, "bye".into(), true), Ok(()));
+    assert_eq!(obj.websocket_error(ws, "slow consumer".into()), Ok(()));
+    // The exports before a successful dowasm_init (this thread has no instance) fail.
+    assert_eq!(crate::__rt::ws_message(1, 1, 0), 1);
+    assert_eq!(crate::__rt::ws_close(1, 1000, 1, 0), 1);
+    assert_eq!(crate::__rt::ws_error(1, 0), 1);
 }

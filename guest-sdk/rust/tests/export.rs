@@ -37,6 +37,9 @@ extern "C" {
     fn dowasm_fetch(req_len: i32) -> i32;
     fn dowasm_alarm(retry_count: i32, is_retry: i32) -> i32;
     fn dowasm_rpc(method_len: i32, arg_len: i32) -> i32;
+    fn dowasm_ws_message(socket: i32, kind: i32, len: i32) -> i32;
+    fn dowasm_ws_close(socket: i32, code: i32, was_clean: i32, reason_len: i32) -> i32;
+    fn dowasm_ws_error(socket: i32, msg_len: i32) -> i32;
 }
 
 #[test]
@@ -50,6 +53,17 @@ fn exports_exist_and_fail_without_a_host() {
             "alarm before a successful init fails"
         );
         assert_eq!(dowasm_rpc(0, 0), 1, "rpc before a successful init fails");
+        assert_eq!(
+            dowasm_ws_message(1, 1, 0),
+            1,
+            "ws_message before init fails"
+        );
+        assert_eq!(
+            dowasm_ws_close(1, 1000, 1, 0),
+            1,
+            "ws_close before init fails"
+        );
+        assert_eq!(dowasm_ws_error(1, 0), 1, "ws_error before init fails");
         assert_eq!(
             dowasm_init(),
             1,

@@ -1,0 +1,628 @@
+package fuel
+
+import (
+	"fmt"
+	"strings"
+)
+
+// This file rewrites the sections outside the code section. Each function
+// takes a reader over the section payload (nil when the module has no such
+// section and Instrument must create one) and returns the new payload.
+
+// Value types of WebAssembly 2.0.
+const (
+	typeI32       = 0x7f
+	typeI64       = 0x7e
+	typeF32       = 0x7d
+	typeF64       = 0x7c
+	typeV128      = 0x7b
+	typeFuncref   = 0x70
+	typeExternref = 0x6f
+)
+
+// valType reads a value type.
+func (r *reader) valType() *Error {
+	off := r.off()
+	t, err := r.byte()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case typeI32, typeI64, typeF32, typeF64, typeV128, typeFuncref, typeExternref:
+		return nil
+	case 0x63, 0x64, 0x69: // (ref null ht), (ref ht), exnref
+		return unsupportedf(off, "value type %#x (typed references or exceptions)", t)
+	}
+	return malformedf(off, "invalid value type %#x", t)
+}
+
+// refType reads a reference type (funcref or externref).
+func (r *reader) refType() *Error {
+	off := r.off()
+	t, err := r.byte()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case typeFuncref, typeExternref:
+		return nil
+	case 0x63, 0x64, 0x69:
+		return unsupportedf(off, "reference type %#x (typed references or exceptions)", t)
+	}
+	return malformedf(off, "invalid reference type %#x", t)
+}
+
+// limits reads table or memory limits as wazero does (flags 2 and 3 mark
+// shared memories).
+func (r *reader) limits() (min, max uint32, hasMax bool, err *Error) {
+	off := r.off()
+	flags, err := r.byte()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if flags > 3 {
+		return 0, 0, false, malformedf(off, "invalid limits flags %#x", flags)
+	}
+	if min, err = r.u32(); err != nil {
+		return 0, 0, false, err
+	}
+	if flags&1 != 0 {
+		if max, err = r.u32(); err != nil {
+			return 0, 0, false, err
+		}
+		hasMax = true
+	}
+	return min, max, hasMax, nil
+}
+
+// rewriter copies the bytes a reader has consumed to out, replacing the
+// function indices it is asked to remap and inserting injected code.
+type rewriter struct {
+	r    *reader
+	out  []byte
+	mark int // r.buf[mark:r.pos] is consumed but not yet copied
+}
+
+// flush copies everything consumed so far.
+func (w *rewriter) flush() {
+	w.out = append(w.out, w.r.buf[w.mark:w.r.pos]...)
+	w.mark = w.r.pos
+}
+
+// funcIndex reads a function index of the original module and writes its
+// new index.
+func (w *rewriter) funcIndex(m *module) *Error {
+	start, off := w.r.pos, w.r.off()
+	idx, err := w.r.u32()
+	if err != nil {
+		return err
+	}
+	if idx >= m.numFuncs() {
+		return malformedf(off, "function index %d out of range (the module has %d functions)", idx, m.numFuncs())
+	}
+	w.out = append(w.out, w.r.buf[w.mark:start]...)
+	w.out = appendU32(w.out, m.remapFunc(idx))
+	w.mark = w.r.pos
+	return nil
+}
+
+// constExpr rewrites a constant expression up to and including its end.
+func (m *module) constExpr(w *rewriter) *Error {
+	r := w.r
+	for {
+		off := r.off()
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch op {
+		case opEnd:
+			return nil
+		case opI32Const:
+			err = r.skipSigned(32)
+		case opI64Const:
+			err = r.skipSigned(64)
+		case opF32Const:
+			_, err = r.bytes(4)
+		case opF64Const:
+			_, err = r.bytes(8)
+		case opGlobalGet:
+			var idx uint32
+			if idx, err = r.u32(); err == nil && idx >= m.globals {
+				err = malformedf(off, "global.get %d out of range (the module has %d globals)", idx, m.globals)
+			}
+		case opRefNull:
+			err = r.refType()
+		case opRefFunc:
+			err = w.funcIndex(m)
+		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended-const i32/i64 add, sub, mul
+		case prefixSIMD:
+			var sub byte
+			if sub, err = r.byte(); err == nil {
+				if sub != 12 { // v128.const
+					return malformedf(off, "opcode 0xfd %#x not allowed in a constant expression", sub)
+				}
+				_, err = r.bytes(16)
+			}
+		default:
+			return malformedf(off, "opcode %#x not allowed in a constant expression", op)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// endOf reports bytes left over after the entries of a section.
+func endOf(r *reader) *Error {
+	if !r.eof() {
+		return r.errorf("%d unexpected bytes after the last entry", r.remaining())
+	}
+	return nil
+}
+
+// typeSection appends the refill type () -> i64.
+func (m *module) typeSection(r *reader) ([]byte, *Error) {
+	var n uint32
+	var entries []byte
+	if r != nil {
+		var err *Error
+		if n, err = r.count(3); err != nil {
+			return nil, err
+		}
+		start := r.pos
+		m.typeParams = make([]uint32, 0, n)
+		for i := uint32(0); i < n; i++ {
+			off := r.off()
+			form, err := r.byte()
+			if err != nil {
+				return nil, err
+			}
+			if form != 0x60 {
+				return nil, unsupportedf(off, "type %d: form %#x is not a function type", i, form)
+			}
+			np, err := r.count(1)
+			if err != nil {
+				return nil, err
+			}
+			for j := uint32(0); j < np; j++ {
+				if err := r.valType(); err != nil {
+					return nil, err
+				}
+			}
+			nr, err := r.count(1)
+			if err != nil {
+				return nil, err
+			}
+			for j := uint32(0); j < nr; j++ {
+				if err := r.valType(); err != nil {
+					return nil, err
+				}
+			}
+			m.typeParams = append(m.typeParams, np)
+		}
+		if err := endOf(r); err != nil {
+			return nil, err
+		}
+		entries = r.buf[start:]
+	}
+	m.refillType = n
+	out := appendU32(make([]byte, 0, len(entries)+8), n+1)
+	out = append(out, entries...)
+	return append(out, 0x60, 0x00, 0x01, typeI64), nil
+}
+
+// importSection rejects imports from ImportModule, checks imported tables,
+// counts imported functions and globals, and appends the refill import.
+func (m *module) importSection(r *reader) ([]byte, *Error) {
+	var n uint32
+	var entries []byte
+	if r != nil {
+		var err *Error
+		if n, err = r.count(4); err != nil {
+			return nil, err
+		}
+		start := r.pos
+		for i := uint32(0); i < n; i++ {
+			off := r.off()
+			mod, err := r.name()
+			if err != nil {
+				return nil, err
+			}
+			field, err := r.name()
+			if err != nil {
+				return nil, err
+			}
+			if string(mod) == ImportModule {
+				return nil, &Error{Kind: ErrReservedImport, Func: -1, Offset: off,
+					Reason: fmt.Sprintf("import %d (%q %q): module %q is reserved for the fuel meter", i, mod, field, ImportModule)}
+			}
+			kindOff := r.off()
+			kind, err := r.byte()
+			if err != nil {
+				return nil, err
+			}
+			switch kind {
+			case 0: // function
+				t, err := r.u32()
+				if err != nil {
+					return nil, err
+				}
+				if t >= uint32(len(m.typeParams)) {
+					return nil, malformedf(kindOff, "import %d: type index %d out of range", i, t)
+				}
+				m.funcImports++
+			case 1: // table
+				if err := r.refType(); err != nil {
+					return nil, err
+				}
+				min, max, hasMax, err := r.limits()
+				if err != nil {
+					return nil, err
+				}
+				what := fmt.Sprintf("table %d (imported as %q %q)", m.tables, mod, field)
+				if err := m.checkTable(off, what, min, max, hasMax); err != nil {
+					return nil, err
+				}
+				m.tables++
+			case 2: // memory
+				if _, _, _, err := r.limits(); err != nil {
+					return nil, err
+				}
+			case 3: // global
+				if err := r.valType(); err != nil {
+					return nil, err
+				}
+				if err := m.mutability(r); err != nil {
+					return nil, err
+				}
+				m.globals++
+			case 4:
+				return nil, unsupportedf(kindOff, "import %d: tag imports (exception handling)", i)
+			default:
+				return nil, malformedf(kindOff, "import %d: invalid import kind %#x", i, kind)
+			}
+		}
+		if err := endOf(r); err != nil {
+			return nil, err
+		}
+		entries = r.buf[start:]
+	}
+	m.refillFunc = m.funcImports
+	out := appendU32(make([]byte, 0, len(entries)+32), n+1)
+	out = append(out, entries...)
+	out = appendName(out, ImportModule)
+	out = appendName(out, RefillName)
+	out = append(out, 0x00)
+	return appendU32(out, m.refillType), nil
+}
+
+func (m *module) mutability(r *reader) *Error {
+	off := r.off()
+	b, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if b > 1 {
+		return malformedf(off, "invalid global mutability %#x", b)
+	}
+	return nil
+}
+
+// checkTable enforces Options.MaxTableElems on one table.
+func (m *module) checkTable(off int, what string, min, max uint32, hasMax bool) *Error {
+	limit := m.opts.MaxTableElems
+	if limit == 0 {
+		return nil
+	}
+	var reason string
+	switch {
+	case !hasMax:
+		reason = fmt.Sprintf("%s has no maximum size; the limit is %d elements", what, limit)
+	case max > limit:
+		reason = fmt.Sprintf("%s has a maximum size of %d elements; the limit is %d", what, max, limit)
+	case min > limit:
+		reason = fmt.Sprintf("%s has a minimum size of %d elements; the limit is %d", what, min, limit)
+	default:
+		return nil
+	}
+	return &Error{Kind: ErrTableLimit, Func: -1, Offset: off, Reason: reason}
+}
+
+// functionSection records the type of every defined function.
+func (m *module) functionSection(r *reader) *Error {
+	n, err := r.count(1)
+	if err != nil {
+		return err
+	}
+	m.funcTypes = make([]uint32, 0, n)
+	for i := uint32(0); i < n; i++ {
+		off := r.off()
+		t, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if t >= uint32(len(m.typeParams)) {
+			return malformedf(off, "function %d: type index %d out of range", m.funcImports+i, t)
+		}
+		m.funcTypes = append(m.funcTypes, t)
+	}
+	return endOf(r)
+}
+
+// tableSection checks the defined tables.
+func (m *module) tableSection(r *reader) *Error {
+	n, err := r.count(3)
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		off := r.off()
+		if r.remaining() > 0 && r.buf[r.pos] == 0x40 {
+			return unsupportedf(off, "table %d: table initializer (typed function references)", m.tables)
+		}
+		if err := r.refType(); err != nil {
+			return err
+		}
+		min, max, hasMax, err := r.limits()
+		if err != nil {
+			return err
+		}
+		if err := m.checkTable(off, fmt.Sprintf("table %d", m.tables), min, max, hasMax); err != nil {
+			return err
+		}
+		m.tables++
+	}
+	return endOf(r)
+}
+
+// globalSection rewrites ref.func in initializers and appends the fuel
+// global: (global (mut i64) (i64.const 0)).
+func (m *module) globalSection(r *reader) ([]byte, *Error) {
+	var n uint32
+	w := &rewriter{r: r}
+	if r != nil {
+		var err *Error
+		if n, err = r.count(3); err != nil {
+			return nil, err
+		}
+		m.globals += n
+		w.mark = r.pos
+		w.out = appendU32(make([]byte, 0, len(r.buf)+16), n+1)
+		for i := uint32(0); i < n; i++ {
+			if err := r.valType(); err != nil {
+				return nil, err
+			}
+			if err := m.mutability(r); err != nil {
+				return nil, err
+			}
+			if err := m.constExpr(w); err != nil {
+				return nil, err
+			}
+		}
+		if err := endOf(r); err != nil {
+			return nil, err
+		}
+		w.flush()
+	} else {
+		w.out = appendU32(nil, 1)
+	}
+	m.fuelGlobal = m.globals
+	return append(w.out, typeI64, 0x01, opI64Const, 0x00, opEnd), nil
+}
+
+// exportSection remaps exported functions; an export of a global beyond the
+// original ones (which would be the fuel) is rejected.
+func (m *module) exportSection(r *reader) ([]byte, *Error) {
+	n, err := r.count(3)
+	if err != nil {
+		return nil, err
+	}
+	w := &rewriter{r: r}
+	for i := uint32(0); i < n; i++ {
+		if _, err := r.name(); err != nil {
+			return nil, err
+		}
+		off := r.off()
+		kind, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		switch kind {
+		case 0: // function
+			err = w.funcIndex(m)
+		case 1, 2: // table, memory
+			_, err = r.u32()
+		case 3: // global
+			var idx uint32
+			if idx, err = r.u32(); err == nil && idx >= m.globals {
+				err = malformedf(off, "export %d: global index %d out of range (the module has %d globals)", i, idx, m.globals)
+			}
+		case 4:
+			err = unsupportedf(off, "export %d: tag exports (exception handling)", i)
+		default:
+			err = malformedf(off, "export %d: invalid export kind %#x", i, kind)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	w.flush()
+	return w.out, nil
+}
+
+func (m *module) startSection(r *reader) ([]byte, *Error) {
+	w := &rewriter{r: r}
+	if err := w.funcIndex(m); err != nil {
+		return nil, err
+	}
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	w.flush()
+	return w.out, nil
+}
+
+// elementSection remaps function indices and ref.func in all eight segment
+// forms. The flags select the form: bit 0 set means passive or declarative
+// (no table offset), bit 1 an explicit table index (active) or declarative
+// (otherwise), bit 2 element expressions instead of function indices.
+func (m *module) elementSection(r *reader) ([]byte, *Error) {
+	n, err := r.count(3)
+	if err != nil {
+		return nil, err
+	}
+	w := &rewriter{r: r}
+	for i := uint32(0); i < n; i++ {
+		off := r.off()
+		flags, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, malformedf(off, "element segment %d: invalid flags %#x", i, flags)
+		}
+		if flags&3 == 2 {
+			if _, err := r.u32(); err != nil { // table index
+				return nil, err
+			}
+		}
+		if flags&1 == 0 {
+			if err := m.constExpr(w); err != nil { // offset
+				return nil, err
+			}
+		}
+		exprs := flags&4 != 0
+		if flags&3 != 0 {
+			if exprs {
+				err = r.refType()
+			} else {
+				kindOff := r.off()
+				var kind byte
+				if kind, err = r.byte(); err == nil && kind != 0 {
+					err = malformedf(kindOff, "element segment %d: invalid element kind %#x", i, kind)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		count, err := r.count(1)
+		if err != nil {
+			return nil, err
+		}
+		for j := uint32(0); j < count; j++ {
+			if exprs {
+				err = m.constExpr(w)
+			} else {
+				err = w.funcIndex(m)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	w.flush()
+	return w.out, nil
+}
+
+// custom keeps custom sections verbatim, except that it rewrites the
+// function indices of the "name" section (or drops it if it cannot) and
+// drops DWARF sections and source map links, whose code offsets no longer
+// hold.
+func (m *module) custom(r *reader) (payload []byte, keep bool, err *Error) {
+	name, err := r.name()
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case string(name) == "name":
+		if !m.wroteImport {
+			// Before the import section the index shift is unknown.
+			return nil, false, nil
+		}
+		body, ok := m.nameSection(newReader(r.buf[r.pos:], r.off()))
+		if !ok {
+			return nil, false, nil
+		}
+		return append(appendName(make([]byte, 0, len(body)+8), "name"), body...), true, nil
+	case strings.HasPrefix(string(name), ".debug_"), string(name) == "sourceMappingURL":
+		return nil, false, nil
+	}
+	return r.buf, true, nil
+}
+
+// nameSection rewrites the function-indexed subsections of a name section:
+// function names (1), local names (2) and label names (3). It reports false
+// if the section is malformed or names a function that does not exist,
+// which the caller treats as "drop it".
+func (m *module) nameSection(r *reader) ([]byte, bool) {
+	out := make([]byte, 0, len(r.buf)+8)
+	for !r.eof() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, false
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, false
+		}
+		sub, err := r.bytes(int(size))
+		if err != nil {
+			return nil, false
+		}
+		if id >= 1 && id <= 3 {
+			var ok bool
+			if sub, ok = m.remapNameMap(sub, id != 1); !ok {
+				return nil, false
+			}
+		}
+		out = append(out, id)
+		out = appendU32(out, uint32(len(sub)))
+		out = append(out, sub...)
+	}
+	return out, true
+}
+
+// remapNameMap remaps the function indices of a name map (funcidx -> name)
+// or, if indirect, of an indirect name map (funcidx -> (idx -> name)).
+func (m *module) remapNameMap(sub []byte, indirect bool) ([]byte, bool) {
+	r := newReader(sub, 0)
+	n, err := r.count(2)
+	if err != nil {
+		return nil, false
+	}
+	out := appendU32(make([]byte, 0, len(sub)+8), n)
+	for i := uint32(0); i < n; i++ {
+		idx, err := r.u32()
+		if err != nil || idx >= m.numFuncs() {
+			return nil, false
+		}
+		out = appendU32(out, m.remapFunc(idx))
+		start := r.pos
+		inner := uint32(1)
+		if indirect {
+			if inner, err = r.count(2); err != nil {
+				return nil, false
+			}
+		}
+		for j := uint32(0); j < inner; j++ {
+			if indirect {
+				if _, err := r.u32(); err != nil {
+					return nil, false
+				}
+			}
+			if _, err := r.name(); err != nil {
+				return nil, false
+			}
+		}
+		out = append(out, r.buf[start:r.pos]...)
+	}
+	return out, r.eof()
+}

@@ -639,8 +639,11 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 	copy(stack, args)
 	ctx := contextWithValues{Context: ev.ctx, vals: in.ctxVal}
 	if err := f.CallWithStack(ctx, stack); err != nil {
+		dl, hasDL := ev.ctx.Deadline()
 		switch {
-		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded):
+		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded) || (hasDL && !time.Now().Before(dl)):
+			// (refill compares the clock with the deadline, so the context's own timer may not
+			// have fired yet)
 			return fmt.Errorf("%s exceeded the event time limit of %s", what, in.obj.class.rt.cfg.EventTimeout)
 		case ev.ctx.Err() != nil:
 			return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/host/fuel"
 	"github.com/dowasm/dowasm/id"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/tetratelabs/wazero"
@@ -49,6 +50,9 @@ type Config struct {
 	MaxOpenDatabases int
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages. Default 2048 (128 MiB).
 	MemoryLimitPages uint32
+	// MaxTableElems caps each table of a module (its declared maximum); a module whose table
+	// has no maximum or a larger one is refused when loaded. Default 1<<20.
+	MaxTableElems uint32
 	// CacheDir keeps compiled modules across restarts; empty means DataDir/.cache/wazero.
 	CacheDir string
 	// Logger receives structured logs; nil means discard.
@@ -99,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MemoryLimitPages == 0 {
 		c.MemoryLimitPages = 2048
+	}
+	if c.MaxTableElems == 0 {
+		c.MaxTableElems = 1 << 20
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = filepath.Join(c.DataDir, ".cache", "wazero")
@@ -180,15 +187,20 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
 	}
+	// No WithCloseOnContextDone: guests are fuel-instrumented when loaded (host/fuel), and the
+	// refill function stops them at the event's deadline (see refill).
 	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
-		WithMemoryLimitPages(cfg.MemoryLimitPages).
-		WithCloseOnContextDone(true))
+		WithMemoryLimitPages(cfg.MemoryLimitPages))
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, wz); err != nil {
 		wz.Close(ctx)
 		return nil, err
 	}
 	if err := instantiateHostModule(ctx, wz); err != nil {
+		wz.Close(ctx)
+		return nil, err
+	}
+	if err := instantiateFuelModule(ctx, wz); err != nil {
 		wz.Close(ctx)
 		return nil, err
 	}
@@ -290,7 +302,19 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, fmt.Errorf("class %s: %s: %w: not a WebAssembly module (missing \\0asm header)", name, source, ErrNotGuest)
 	}
-	cm, err := r.wz.CompileModule(ctx, wasm)
+	// Instrumenting first is safe on unvalidated input: the rewriter refuses any reference to a
+	// function, global or local beyond the module's own, so no guest can name what it adds; the
+	// compile below validates the result.
+	metered, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: r.cfg.MaxTableElems})
+	switch {
+	case errors.Is(err, fuel.ErrMalformed) || errors.Is(err, fuel.ErrUnsupported):
+		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
+	case errors.Is(err, fuel.ErrReservedImport):
+		return nil, fmt.Errorf("class %s: %s: %w: %w", name, source, ErrNotGuest, err)
+	case err != nil:
+		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
+	}
+	cm, err := r.wz.CompileModule(ctx, metered)
 	if err != nil {
 		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
 	}
@@ -397,6 +421,11 @@ func CheckModule(cm wazero.CompiledModule) error {
 				return fmt.Errorf("%w: imports %s.%s as %s; ABI v%d says %s", ErrNotGuest, mod, name, got, abi.Version, f.TypeSignature())
 			}
 		case wasi_snapshot_preview1.ModuleName:
+		case fuel.ImportModule:
+			// Added by the host's instrumentation (a guest importing it is refused before).
+			if name != fuel.RefillName || defTypes(def) != "() -> (i64)" {
+				return fmt.Errorf("%w: imports %s.%s, which is reserved for the host", ErrNotGuest, mod, name)
+			}
 		default:
 			return fmt.Errorf("%w: imports %s.%s from unknown module %q", ErrNotGuest, mod, name, mod)
 		}
@@ -467,5 +496,33 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if cerr := r.wz.Close(context.Background()); err == nil {
 		err = cerr
 	}
+	return err
+}
+
+// fuelGrant is the fuel refill gives a guest at each check: roughly that many loop iterations
+// or calls, about a millisecond of compute, so a guest is stopped within a few ms of its deadline
+// and returns to Go (where the scheduler and the garbage collector reach it) as often.
+const fuelGrant = 1 << 20
+
+// errDeadline aborts a guest at its event's deadline (the host reports the timeout from the
+// event's context, not from this value).
+var errDeadline = errors.New("event deadline passed")
+
+// instantiateFuelModule provides the refill function that instrumented guests call whenever
+// their fuel runs out: it traps the guest once its event's deadline has passed or the event was
+// cancelled (shutdown), and otherwise grants more fuel.
+func instantiateFuelModule(ctx context.Context, rt wazero.Runtime) error {
+	_, err := rt.NewHostModuleBuilder(fuel.ImportModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+			// The timer behind ctx.Err() needs a free scheduler slot to fire; comparing the
+			// clock with the deadline does not.
+			if dl, ok := ctx.Deadline(); (ok && !time.Now().Before(dl)) || ctx.Err() != nil {
+				panic(errDeadline)
+			}
+			stack[0] = fuelGrant
+		}), nil, []api.ValueType{api.ValueTypeI64}).
+		Export(fuel.RefillName).
+		Instantiate(ctx)
 	return err
 }

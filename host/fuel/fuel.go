@@ -124,11 +124,13 @@ const maxLocals = 1 << 16
 
 // Options configures Instrument.
 type Options struct {
-	// MaxTableElems, when not 0, rejects modules with a table (defined or
-	// imported) that has no maximum size or a maximum above MaxTableElems.
-	// wazero enforces a table's maximum on table.grow, but puts no bound of
-	// its own on tables, so this bounds the memory a guest can take with
-	// tables.
+	// MaxTableElems, when not 0, bounds every table: a defined table with no
+	// maximum size, or a larger one, gets MaxTableElems as its maximum (Go and
+	// TinyGo declare tables without one); a defined table whose minimum is
+	// above it, and an imported table without a maximum within it, are
+	// refused. wazero enforces a table's maximum on table.grow, but puts no
+	// bound of its own on tables, so this bounds the memory a guest can take
+	// with tables.
 	MaxTableElems uint32
 }
 
@@ -330,8 +332,7 @@ func (m *module) instrument() ([]byte, error) {
 			e = m.functionSection(pr)
 			newPayload = payload
 		case secTable:
-			e = m.tableSection(pr)
-			newPayload = payload
+			newPayload, e = m.tableSection(pr)
 		case secGlobal:
 			newPayload, e = m.globalSection(pr)
 			m.wroteGlobal = true

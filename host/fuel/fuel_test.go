@@ -329,9 +329,10 @@ func TestTableLimit(t *testing.T) {
 	}{
 		{"no check", defined(0x00, 1), 0, true, ""},
 		{"defined within", defined(0x01, 1, 100), 100, true, ""},
-		{"defined no max", defined(0x00, 1), 100, false, "table 0 has no maximum"},
-		{"defined max over", defined(0x01, 1, 101), 100, false, "table 0 has a maximum size of 101"},
-		{"second table over", module(section(4, vec([]byte{0x70, 0x01, 0, 5}, []byte{0x6f, 0x01, 0, 0xe9, 0x07}))), 1000, false, "table 1 has a maximum size of 1001"},
+		{"defined no max: clamped", defined(0x00, 1), 100, true, ""},
+		{"defined max over: clamped", defined(0x01, 1, 101), 100, true, ""},
+		{"second table over: clamped", module(section(4, vec([]byte{0x70, 0x01, 0, 5}, []byte{0x6f, 0x01, 0, 0xe9, 0x07}))), 1000, true, ""},
+		{"defined min over", defined(0x00, 101), 100, false, "table 0 has a minimum size of 101"},
 		{"imported within", imported(0x01, 0, 10), 10, true, ""},
 		{"imported no max", imported(0x00, 0), 10, false, `table 0 (imported as "env" "tab") has no maximum`},
 	} {
@@ -341,8 +342,17 @@ func TestTableLimit(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := wazero.NewRuntime(context.Background()).CompileModule(context.Background(), out); err != nil {
+				cm, err := wazero.NewRuntime(context.Background()).CompileModule(context.Background(), out)
+				if err != nil {
 					t.Fatalf("output does not compile: %v", err)
+				}
+				_ = cm
+				if c.limit != 0 {
+					for i, max := range definedTableMaxima(t, out) {
+						if max < 0 || uint32(max) > c.limit {
+							t.Errorf("table %d: maximum %d after instrumenting, want one within %d", i, max, c.limit)
+						}
+					}
 				}
 				return
 			}
@@ -460,4 +470,44 @@ func TestNoSections(t *testing.T) {
 	if n := len(compiled.ImportedFunctions()); n != 1 {
 		t.Errorf("%d imported functions, want 1", n)
 	}
+}
+
+// definedTableMaxima reads the table section of a module: each defined table's maximum, -1
+// when it has none.
+func definedTableMaxima(t *testing.T, wasm []byte) []int64 {
+	t.Helper()
+	uleb := func(b []byte, i *int) uint64 {
+		var v uint64
+		for shift := 0; ; shift += 7 {
+			c := b[*i]
+			*i++
+			v |= uint64(c&0x7f) << shift
+			if c < 0x80 {
+				return v
+			}
+		}
+	}
+	var out []int64
+	for i := 8; i < len(wasm); {
+		id := wasm[i]
+		i++
+		size := int(uleb(wasm, &i))
+		if id == 4 {
+			j := i
+			n := int(uleb(wasm, &j))
+			for k := 0; k < n; k++ {
+				j++ // reference type
+				flags := wasm[j]
+				j++
+				uleb(wasm, &j)
+				max := int64(-1)
+				if flags&1 != 0 {
+					max = int64(uleb(wasm, &j))
+				}
+				out = append(out, max)
+			}
+		}
+		i += size
+	}
+	return out
 }

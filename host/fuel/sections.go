@@ -317,12 +317,12 @@ func (m *module) checkTable(off int, what string, min, max uint32, hasMax bool) 
 	}
 	var reason string
 	switch {
+	case min > limit:
+		reason = fmt.Sprintf("%s has a minimum size of %d elements; the limit is %d", what, min, limit)
 	case !hasMax:
 		reason = fmt.Sprintf("%s has no maximum size; the limit is %d elements", what, limit)
 	case max > limit:
 		reason = fmt.Sprintf("%s has a maximum size of %d elements; the limit is %d", what, max, limit)
-	case min > limit:
-		reason = fmt.Sprintf("%s has a minimum size of %d elements; the limit is %d", what, min, limit)
 	default:
 		return nil
 	}
@@ -350,30 +350,51 @@ func (m *module) functionSection(r *reader) *Error {
 	return endOf(r)
 }
 
-// tableSection checks the defined tables.
-func (m *module) tableSection(r *reader) *Error {
+// tableSection checks the defined tables. With Options.MaxTableElems, a defined
+// table without a maximum, or with a larger one, gets MaxTableElems as its maximum
+// (wazero enforces a table's maximum on table.grow), provided its minimum fits; only a
+// minimum above the limit is refused.
+func (m *module) tableSection(r *reader) ([]byte, *Error) {
 	n, err := r.count(3)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	w := &rewriter{r: r}
+	limit := m.opts.MaxTableElems
 	for i := uint32(0); i < n; i++ {
 		off := r.off()
 		if r.remaining() > 0 && r.buf[r.pos] == 0x40 {
-			return unsupportedf(off, "table %d: table initializer (typed function references)", m.tables)
+			return nil, unsupportedf(off, "table %d: table initializer (typed function references)", m.tables)
 		}
 		if err := r.refType(); err != nil {
-			return err
+			return nil, err
 		}
+		start := r.pos
 		min, max, hasMax, err := r.limits()
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if limit != 0 && (!hasMax || max > limit) && min <= limit {
+			w.out = append(w.out, r.buf[w.mark:start]...)
+			w.out = append(w.out, 0x01) // limits with a maximum
+			w.out = appendU32(w.out, min)
+			w.out = appendU32(w.out, limit)
+			w.mark = r.pos
+			max, hasMax = limit, true
 		}
 		if err := m.checkTable(off, fmt.Sprintf("table %d", m.tables), min, max, hasMax); err != nil {
-			return err
+			return nil, err
 		}
 		m.tables++
 	}
-	return endOf(r)
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	if w.out == nil {
+		return r.buf, nil
+	}
+	w.flush()
+	return w.out, nil
 }
 
 // globalSection rewrites ref.func in initializers and appends the fuel

@@ -122,11 +122,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		objID = class.Namespace().FromName(route.Name)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.MaxBodySize))
+	maxBody := min(g.MaxBodySize, class.Limits().MaxBodySize)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, jsonError{Error: fmt.Sprintf("request body exceeds %d bytes", g.MaxBodySize), Class: route.Class})
+			writeError(w, http.StatusRequestEntityTooLarge, jsonError{Error: fmt.Sprintf("request body exceeds %d bytes", maxBody), Class: route.Class})
 			return
 		}
 		writeError(w, http.StatusBadRequest, jsonError{Error: "reading request body: " + err.Error(), Class: route.Class})
@@ -204,6 +205,8 @@ func (g *Gateway) writeEventError(w http.ResponseWriter, r *http.Request, route 
 		writeError(w, http.StatusServiceUnavailable, e)
 	case errors.Is(err, host.ErrShuttingDown):
 		writeError(w, http.StatusServiceUnavailable, e)
+	case errors.Is(err, host.ErrNoClass):
+		writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", route.Class), Class: route.Class})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads this.
 	default:

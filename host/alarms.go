@@ -233,6 +233,14 @@ func (c *Class) runAlarms() {
 	inflight := map[string]bool{}
 	busy := func(id string) bool { mu.Lock(); defer mu.Unlock(); return inflight[id] }
 	for r.shutdown.Err() == nil {
+		if c.deleted.Load() {
+			// A deleted class's alarms wait for it to be deployed again (DeployClass kicks).
+			select {
+			case <-c.alarmKick:
+			case <-r.shutdown.Done():
+			}
+			continue
+		}
 		now := r.cfg.Clock.Now().UnixMilli()
 		mu.Lock()
 		n := len(inflight)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dowasm/dowasm/abi"
 	"github.com/dowasm/dowasm/id"
@@ -246,8 +247,8 @@ func hfRPCReturn(in *instance, a []uint64) int32 {
 
 // eventContext is the context of one event: the runtime's shutdown, the event timeout, and for
 // a call the caller's deadline.
-func (r *Runtime) eventContext(ev *event) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(r.shutdown, r.cfg.EventTimeout)
+func (r *Runtime) eventContext(ev *event, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.shutdown, timeout)
 	if ev.deadline.IsZero() {
 		return ctx, cancel
 	}

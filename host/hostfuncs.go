@@ -536,7 +536,7 @@ func hfStorageDeleteAll(in *instance, _ []uint64) int32 {
 
 func hfAlarmSet(in *instance, a []uint64) int32 {
 	t := int64(a[0])
-	if !in.obj.class.hasAlarm {
+	if !in.module.hasAlarm {
 		return fail(abi.NotAllowed)
 	}
 	r := in.obj.class.rt

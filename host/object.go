@@ -220,6 +220,10 @@ func (c *Class) send(objID id.ID, ev *event) error {
 	r := c.rt
 	idHex := objID.String()
 	key := c.name + "/" + idHex
+	if c.deleted.Load() {
+		return fmt.Errorf("class %q: %w", c.name, ErrNoClass)
+	}
+	maxQueue := c.cur.Load().limits.MaxQueue
 	sh := r.objects.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -232,9 +236,9 @@ func (c *Class) send(objID id.ID, ev *event) error {
 		sh.m[key] = o
 	}
 	o.mu.Lock()
-	if n := len(o.mailbox); n >= r.cfg.MaxQueue {
+	if n := len(o.mailbox); n >= maxQueue {
 		o.mu.Unlock()
-		return fmt.Errorf("%w: object %s/%s has %d events queued (limit %d)", ErrOverloaded, c.name, idHex, n, r.cfg.MaxQueue)
+		return fmt.Errorf("%w: object %s/%s has %d events queued (limit %d)", ErrOverloaded, c.name, idHex, n, maxQueue)
 	}
 	o.mailbox = append(o.mailbox, ev)
 	start := !o.running
@@ -319,12 +323,12 @@ func (s *idleSet) remove(o *object) {
 
 // evictColdest asks the least recently active idle object to drop its instance. It does not
 // wait: the cap is soft by the few instances being created at the same moment.
-func (s *idleSet) evictColdest() {
+func (s *idleSet) evictColdest() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.l.Back()
 	if e == nil {
-		return // every instance is busy: nothing can be evicted now
+		return false // every instance is busy: nothing can be evicted now
 	}
 	o := e.Value.(*object)
 	s.l.Remove(e)
@@ -333,6 +337,7 @@ func (s *idleSet) evictColdest() {
 	case o.evictNow <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // take removes up to max events from the mailbox, in arrival order.
@@ -396,6 +401,10 @@ func (o *object) process(batch []*event) {
 		return
 	}
 	defer r.store.Release(db)
+	if err := db.SetMaxBytes(o.class.cur.Load().limits.StorageBytes); err != nil {
+		o.failAll(batch, fmt.Errorf("object storage: %w", err))
+		return
+	}
 	o.txOpen = false
 	if err := o.checkName(db); err != nil {
 		db.Rollback()
@@ -487,13 +496,17 @@ func (o *object) runEvent(db *storage.DB, ev *event) error {
 // first write), rolled back and the instance discarded if fn fails.
 func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error {
 	r := o.class.rt
-	ctx, cancel := r.eventContext(ev)
+	ctx, cancel := r.eventContext(ev, o.class.cur.Load().limits.EventTimeout)
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
 	mark := o.ws.mark()
 	err := fn()
 	if err == nil && ev.storageErr != nil {
-		err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
+		if limit := o.class.cur.Load().limits.StorageBytes; limit > 0 && storage.IsFull(ev.storageErr) {
+			err = fmt.Errorf("object storage limit of %d bytes reached (or the disk is full): %w", limit, ev.storageErr)
+		} else {
+			err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
+		}
 	}
 	if err != nil {
 		o.evict()
@@ -530,6 +543,9 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 func (o *object) dispatch(ev *event) error {
 	if ev.kind == eventWSMessage && !o.wsSocketOpen(ev.sockID) {
 		return nil // the socket ended or was closed after the message arrived: nothing to do
+	}
+	if o.inst != nil && o.inst.module != o.class.cur.Load() {
+		o.evict() // the class was replaced: the object wakes on the new module
 	}
 	if o.inst == nil {
 		in, err := o.newInstance(ev)
@@ -584,6 +600,7 @@ type instance struct {
 	rpc   api.Function // nil when the class has no RPC handler
 	// WebSocket handlers; nil when the class lacks them
 	wsMessage, wsClose, wsError api.Function
+	module                      *classModule // the class version this instance runs
 	stack                       [4]uint64
 	ctxVal                      context.Context
 
@@ -596,8 +613,10 @@ type instance struct {
 
 func (o *object) newInstance(ev *event) (*instance, error) {
 	r := o.class.rt
-	if r.liveInstances.Load() >= int64(r.cfg.MaxInstances) {
-		r.idle.evictColdest()
+	if n := r.liveInstances.Load(); n >= int64(r.cfg.MaxInstances) {
+		if !r.idle.evictColdest() && r.cfg.HardInstanceLimit {
+			return nil, fmt.Errorf("%w: live instance limit of %d reached (all %d instances are busy)", ErrOverloaded, r.cfg.MaxInstances, n)
+		}
 	}
 	out := &guestOutput{log: r.log, class: o.class.name, object: o.idHex}
 	cfg := wazero.NewModuleConfig().
@@ -609,12 +628,14 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
 	ctx := experimental.WithMemoryAllocator(ev.ctx, experimental.MemoryAllocatorFunc(allocateMemory))
-	mod, err := r.wz.InstantiateModule(ctx, o.class.mod, cfg)
+	cm := o.class.acquireModule()
+	mod, err := r.wz.InstantiateModule(ctx, cm.cm, cfg)
 	if err != nil {
+		o.class.releaseModule(cm)
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc"),
-		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error")}
+		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error"), module: cm}
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
@@ -644,7 +665,7 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded) || (hasDL && !time.Now().Before(dl)):
 			// (refill compares the clock with the deadline, so the context's own timer may not
 			// have fired yet)
-			return fmt.Errorf("%s exceeded the event time limit of %s", what, in.obj.class.rt.cfg.EventTimeout)
+			return fmt.Errorf("%s exceeded the event time limit of %s", what, in.module.limits.EventTimeout)
 		case ev.ctx.Err() != nil:
 			return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)
 		}
@@ -669,6 +690,7 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 
 func (in *instance) close() {
 	in.mod.Close(context.Background())
+	in.obj.class.releaseModule(in.module)
 	in.obj.class.rt.instanceDestroyed(in.obj.key)
 }
 

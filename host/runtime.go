@@ -6,6 +6,7 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +48,9 @@ type Config struct {
 	// instance evicts the least recently active idle one. Default 1024 (standard-Go instances
 	// cost 2-4 MB each).
 	MaxInstances int
+	// HardInstanceLimit makes MaxInstances a limit: when every live instance is busy, an event
+	// that needs a new instance fails ("live instance limit reached") instead of exceeding it.
+	HardInstanceLimit bool
 	// MaxOpenDatabases bounds open SQLite handles. Default 4096 (3 descriptors each).
 	MaxOpenDatabases int
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages. Default 2048 (128 MiB).
@@ -143,9 +148,10 @@ type Runtime struct {
 	wz    wazero.Runtime
 	store *storage.Store
 
-	mu      sync.RWMutex
-	classes map[string]*Class
-	closed  bool
+	mu       sync.RWMutex
+	classes  map[string]*Class
+	closed   bool
+	deployMu sync.Mutex // serializes DeployClass and DeleteClass
 
 	objects registry
 	idle    idleSet
@@ -266,19 +272,77 @@ var classNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 // directory name).
 func ValidClassName(name string) bool { return classNameRE.MatchString(name) }
 
-// Class is a loaded object class: a compiled module plus its ID namespace.
+// Class is a loaded object class: its current compiled module (replaceable) plus its ID
+// namespace.
 type Class struct {
 	rt   *Runtime
 	name string
-	mod  wazero.CompiledModule
 	ns   *id.Namespace
 
+	// cur is the module new instances are made from. A replaced module is retired and closed
+	// once its last instance is gone (modMu orders retirement with instance creation).
+	cur     atomic.Pointer[classModule]
+	modMu   sync.Mutex
+	deleted atomic.Bool // DeleteClass: no new events; the name may be deployed again
+
+	alarms    *storage.AlarmIndex
+	alarmKick chan struct{}
+}
+
+// classModule is one compiled version of a class, with the limits it was compiled for.
+type classModule struct {
+	cm      wazero.CompiledModule
+	limits  ClassLimits
+	source  string
+	sha256  [32]byte
 	hasAlarm bool // the module exports dowasm_alarm
 	// the module exports dowasm_ws_close / dowasm_ws_error (a socket's end wakes the object only
 	// if it handles it)
 	hasWSClose, hasWSError bool
-	alarms                 *storage.AlarmIndex
-	alarmKick              chan struct{}
+
+	refs    int // live instances; guarded by Class.modMu
+	retired bool
+}
+
+// ClassLimits bound one class's objects. Zero fields take the runtime's defaults (Config).
+type ClassLimits struct {
+	// MemoryPages caps each instance's linear memory in 64 KiB pages (at most the runtime's
+	// MemoryLimitPages): the module's memory gets it as its maximum, so memory.grow fails past it.
+	MemoryPages uint32
+	// TableElems caps each table's size (its declared maximum).
+	TableElems uint32
+	// EventTimeout bounds one event's run time (CPU and waits), init included.
+	EventTimeout time.Duration
+	// StorageBytes bounds each object's database (SQLite max_page_count); 0: unbounded. A write
+	// past it fails the event with "storage limit reached".
+	StorageBytes int64
+	// MaxQueue bounds the events waiting for one object.
+	MaxQueue int
+	// MaxBodySize bounds a request body (the gateway answers 413 past it).
+	MaxBodySize int64
+}
+
+// resolve fills l's zero fields from the runtime's configuration and caps memory at it.
+func (r *Runtime) resolve(l ClassLimits) ClassLimits {
+	if l.MemoryPages == 0 || l.MemoryPages > r.cfg.MemoryLimitPages {
+		l.MemoryPages = r.cfg.MemoryLimitPages
+	}
+	if l.TableElems == 0 {
+		l.TableElems = r.cfg.MaxTableElems
+	}
+	if l.EventTimeout <= 0 {
+		l.EventTimeout = r.cfg.EventTimeout
+	}
+	if l.StorageBytes < 0 {
+		l.StorageBytes = 0
+	}
+	if l.MaxQueue <= 0 {
+		l.MaxQueue = r.cfg.MaxQueue
+	}
+	if l.MaxBodySize <= 0 || l.MaxBodySize > abi.MaxBodySize {
+		l.MaxBodySize = abi.MaxBodySize
+	}
+	return l
 }
 
 // Name is the class's name.
@@ -287,15 +351,44 @@ func (c *Class) Name() string { return c.name }
 // Namespace derives and checks the class's object IDs.
 func (c *Class) Namespace() *id.Namespace { return c.ns }
 
+// Limits returns the limits of the class's current module.
+func (c *Class) Limits() ClassLimits { return c.cur.Load().limits }
+
+// ModuleSHA256 is the hash of the module the class currently runs (as deployed, before
+// instrumentation).
+func (c *Class) ModuleSHA256() [32]byte { return c.cur.Load().sha256 }
+
+// acquireModule returns the current module for a new instance, counting the instance.
+func (c *Class) acquireModule() *classModule {
+	c.modMu.Lock()
+	defer c.modMu.Unlock()
+	m := c.cur.Load()
+	m.refs++
+	return m
+}
+
+// releaseModule uncounts an instance; a retired module's last instance closes it.
+func (c *Class) releaseModule(m *classModule) {
+	c.modMu.Lock()
+	m.refs--
+	done := m.retired && m.refs == 0
+	c.modMu.Unlock()
+	if done {
+		m.cm.Close(context.Background())
+	}
+}
+
 // ErrVersion is wrapped by LoadClass when a module was built for another ABI version.
 var ErrVersion = errors.New("unsupported ABI version")
 
 // ErrNotGuest is wrapped by LoadClass for input that is not a usable dowasm module.
 var ErrNotGuest = errors.New("not a dowasm guest")
 
-// LoadClass validates and compiles a module and registers it as class name. source names the
-// module in errors (a file path). Nothing is registered if any check fails.
-func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byte) (*Class, error) {
+// ErrNoClass is wrapped for events to a class that does not exist (or was deleted).
+var ErrNoClass = errors.New("no such class")
+
+// compile validates, instruments and compiles a module for class name with limits l (resolved).
+func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte, l ClassLimits) (*classModule, error) {
 	if !ValidClassName(name) {
 		return nil, fmt.Errorf("class %q: invalid name (want lowercase letters, digits, - and _, starting with a letter)", name)
 	}
@@ -305,7 +398,7 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 	// Instrumenting first is safe on unvalidated input: the rewriter refuses any reference to a
 	// function, global or local beyond the module's own, so no guest can name what it adds; the
 	// compile below validates the result.
-	metered, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: r.cfg.MaxTableElems})
+	metered, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: l.TableElems, MaxMemoryPages: l.MemoryPages})
 	switch {
 	case errors.Is(err, fuel.ErrMalformed) || errors.Is(err, fuel.ErrUnsupported):
 		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
@@ -322,53 +415,116 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 		cm.Close(ctx)
 		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
 	}
-	key, err := id.LoadOrCreateKey(filepath.Join(r.cfg.DataDir, name, "namespace.key"))
-	if err != nil {
-		cm.Close(ctx)
-		return nil, fmt.Errorf("class %s: %w", name, err)
-	}
 	exports := cm.ExportedFunctions()
-	_, hasAlarm := exports["dowasm_alarm"]
-	_, hasWSClose := exports["dowasm_ws_close"]
-	_, hasWSError := exports["dowasm_ws_error"]
-	c := &Class{rt: r, name: name, mod: cm, ns: id.NewNamespace(key), hasAlarm: hasAlarm, hasWSClose: hasWSClose, hasWSError: hasWSError, alarmKick: make(chan struct{}, 1)}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		cm.Close(ctx)
+	m := &classModule{cm: cm, limits: l, source: source, sha256: sha256.Sum256(wasm)}
+	_, m.hasAlarm = exports["dowasm_alarm"]
+	_, m.hasWSClose = exports["dowasm_ws_close"]
+	_, m.hasWSError = exports["dowasm_ws_error"]
+	return m, nil
+}
+
+// LoadClass validates and compiles a module and registers it as class name with the runtime's
+// default limits. source names the module in errors (a file path). Nothing is registered if any
+// check fails.
+func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byte) (*Class, error) {
+	return r.DeployClass(ctx, name, source, wasm, ClassLimits{})
+}
+
+// DeployClass loads a class, or replaces the module (and limits) of a loaded one. A replacement
+// is validated and compiled before it takes effect; objects finish the event they are running on
+// the old module and wake on the new one at their next event. A deleted class of that name is
+// deployed again with its data.
+func (r *Runtime) DeployClass(ctx context.Context, name, source string, wasm []byte, limits ClassLimits) (*Class, error) {
+	m, err := r.compile(ctx, name, source, wasm, r.resolve(limits))
+	if err != nil {
+		return nil, err
+	}
+	r.deployMu.Lock()
+	defer r.deployMu.Unlock()
+	r.mu.RLock()
+	c, closed := r.classes[name], r.closed
+	r.mu.RUnlock()
+	if closed {
+		m.cm.Close(ctx)
 		return nil, ErrShuttingDown
 	}
-	if _, dup := r.classes[name]; dup {
-		cm.Close(ctx)
-		return nil, fmt.Errorf("class %s: already loaded", name)
+	if c != nil {
+		c.modMu.Lock()
+		old := c.cur.Swap(m)
+		old.retired = true
+		done := old.refs == 0
+		c.modMu.Unlock()
+		if done {
+			old.cm.Close(ctx)
+		}
+		c.deleted.Store(false)
+		c.kickAlarms()
+		return c, nil
 	}
+	key, err := id.LoadOrCreateKey(filepath.Join(r.cfg.DataDir, name, "namespace.key"))
+	if err != nil {
+		m.cm.Close(ctx)
+		return nil, fmt.Errorf("class %s: %w", name, err)
+	}
+	c = &Class{rt: r, name: name, ns: id.NewNamespace(key), alarmKick: make(chan struct{}, 1)}
+	c.cur.Store(m)
 	// Every class has an alarm index, also one without a handler today: its objects may hold
 	// alarms set by an earlier version of the class.
 	if c.alarms, err = r.store.OpenAlarmIndex(name); err != nil {
-		cm.Close(ctx)
+		m.cm.Close(ctx)
 		return nil, fmt.Errorf("class %s: %w", name, err)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		c.alarms.Close()
+		m.cm.Close(ctx)
+		return nil, ErrShuttingDown
 	}
 	r.classes[name] = c
 	r.bg.Add(1)
+	r.mu.Unlock()
 	go c.runAlarms()
 	return c, nil
 }
 
-// Class returns the loaded class called name, or nil.
+// DeleteClass stops serving a class: new events to it fail with ErrNoClass (the gateway answers
+// 404), its WebSockets are closed (1001), its alarms wait; events already queued still run. Its
+// objects' data stays: deploying the class again finds it.
+func (r *Runtime) DeleteClass(name string) error {
+	r.deployMu.Lock()
+	defer r.deployMu.Unlock()
+	c := r.Class(name)
+	if c == nil {
+		return fmt.Errorf("class %q: %w", name, ErrNoClass)
+	}
+	c.deleted.Store(true)
+	r.ws.closeClass(c, "class deleted")
+	return nil
+}
+
+// Class returns the loaded class called name, or nil (also for a deleted class).
 func (r *Runtime) Class(name string) *Class {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.classes[name]
+	c := r.classes[name]
+	if c == nil || c.deleted.Load() {
+		return nil
+	}
+	return c
 }
 
-// Classes returns the names of the loaded classes.
+// Classes returns the names of the loaded classes, sorted.
 func (r *Runtime) Classes() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make([]string, 0, len(r.classes))
-	for n := range r.classes {
-		out = append(out, n)
+	for n, c := range r.classes {
+		if !c.deleted.Load() {
+			out = append(out, n)
+		}
 	}
+	slices.Sort(out)
 	return out
 }
 

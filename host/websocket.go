@@ -247,6 +247,40 @@ func (h *wsHub) closeAll(ctx context.Context) {
 	}
 }
 
+// closeClass closes every socket of a class's objects with 1001 (the class was deleted); no
+// events follow.
+func (h *wsHub) closeClass(c *Class, reason string) {
+	h.mu.Lock()
+	var all []*Socket
+	for _, set := range h.sets {
+		if set.class != c {
+			continue
+		}
+		set.mu.Lock()
+		for _, s := range set.socks {
+			all = append(all, s)
+		}
+		set.mu.Unlock()
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		if s.gone {
+			s.mu.Unlock()
+			continue
+		}
+		s.gone = true
+		s.out, s.outBytes = nil, 0
+		s.stopPingLocked()
+		conn := s.conn
+		s.mu.Unlock()
+		h.remove(s, true)
+		if conn != nil {
+			go conn.Close(websocket.StatusGoingAway, reason)
+		}
+	}
+}
+
 // wsOp is one socket effect recorded by an event, applied after its commit.
 type wsOp struct {
 	kind   byte // opSend, opClose, opAttach, opAuto
@@ -424,8 +458,8 @@ func (s *Socket) finish(kind endKind, code websocket.StatusCode, reason string, 
 	s.out, s.outBytes = nil, 0
 	s.stopPingLocked()
 	s.mu.Unlock()
-	c := s.set.class
-	handled := (kind == endClose && c.hasWSClose) || (kind == endError && c.hasWSError)
+	m := s.set.class.cur.Load()
+	handled := (kind == endClose && m.hasWSClose) || (kind == endError && m.hasWSError)
 	s.rt.ws.remove(s, !handled)
 	if !handled {
 		return true

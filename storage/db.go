@@ -33,6 +33,9 @@ type DB struct {
 	// broken is set after an error that may leave the connection unusable (I/O, corruption,
 	// full disk); the handle is closed on Release instead of being reused.
 	broken bool
+	// maxBytes is the object's storage limit (0: none); applied is what the open connection
+	// was told (-1: nothing yet).
+	maxBytes, applied int64
 
 	// pool bookkeeping, guarded by store.mu
 	leased bool
@@ -68,6 +71,7 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 	}
 	d.conn = c.(*sqlite3.SQLiteConn)
 	d.stmts = map[string]driver.Stmt{}
+	d.applied = -1
 	sync := "FULL"
 	if dur == Relaxed {
 		sync = "NORMAL"
@@ -84,6 +88,10 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 			d.close()
 			return false, fmt.Errorf("database %s: %w (is it a dowasm object database?)", d.path, err)
 		}
+	}
+	if err := d.applyMaxBytes(); err != nil {
+		d.close()
+		return false, fmt.Errorf("database %s: %w", d.path, err)
 	}
 	if created {
 		// Make the new file's directory entry durable, so a crash after the first commit
@@ -107,6 +115,42 @@ func (d *DB) close() error {
 	err := d.conn.Close()
 	d.conn = nil
 	return err
+}
+
+// pageSize is SQLite's default page size, which dowasm databases keep.
+const pageSize = 4096
+
+// SetMaxBytes bounds the object's database to n bytes (0: SQLite's own maximum) from now on: a
+// write that would grow it further fails with an error for which IsFull is true. It is cheap
+// when the limit has not changed.
+func (d *DB) SetMaxBytes(n int64) error {
+	d.maxBytes = n
+	if d.conn == nil || d.applied == n {
+		return nil
+	}
+	return d.applyMaxBytes()
+}
+
+func (d *DB) applyMaxBytes() error {
+	if d.applied == d.maxBytes || (d.applied == -1 && d.maxBytes == 0) {
+		return nil
+	}
+	pages := int64(4294967294) // SQLite's largest max_page_count
+	if d.maxBytes > 0 {
+		pages = max(1, d.maxBytes/pageSize)
+	}
+	if _, err := d.conn.Exec(fmt.Sprintf("PRAGMA max_page_count=%d", pages), nil); err != nil {
+		return fmt.Errorf("setting the storage limit: %w", err)
+	}
+	d.applied = d.maxBytes
+	return nil
+}
+
+// IsFull reports whether err is SQLite's "database or disk is full": the object's storage limit
+// (SetMaxBytes) or the disk.
+func IsFull(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrFull
 }
 
 // Path is the database file.

@@ -132,6 +132,12 @@ type Options struct {
 	// bound of its own on tables, so this bounds the memory a guest can take
 	// with tables.
 	MaxTableElems uint32
+	// MaxMemoryPages, when not 0, bounds the module's own memory the same way:
+	// a memory with no maximum, or a larger one, gets MaxMemoryPages (64 KiB
+	// pages) as its maximum, so memory.grow fails past it; a minimum above it
+	// is refused. (A runtime-wide cap such as wazero's WithMemoryLimitPages
+	// still applies on top; this one can differ per module.)
+	MaxMemoryPages uint32
 }
 
 // Errors returned by Instrument wrap one of these; test with errors.Is.
@@ -146,6 +152,9 @@ var (
 	// ErrTableLimit means a table has no maximum or one above
 	// Options.MaxTableElems.
 	ErrTableLimit = errors.New("table exceeds limit")
+	// ErrMemoryLimit means a memory's minimum size is above
+	// Options.MaxMemoryPages.
+	ErrMemoryLimit = errors.New("memory exceeds limit")
 )
 
 // Error describes why a module cannot be instrumented and where.
@@ -345,7 +354,9 @@ func (m *module) instrument() ([]byte, error) {
 		case secCode:
 			newPayload, e = m.codeSection(pr)
 			m.codeSeen = true
-		default: // memory, data, data count: no indices we move
+		case secMemory:
+			newPayload, e = m.memorySection(pr)
+		default: // data, data count: no indices we move
 			newPayload = payload
 		}
 		if e != nil {

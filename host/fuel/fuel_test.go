@@ -511,3 +511,48 @@ func definedTableMaxima(t *testing.T, wasm []byte) []int64 {
 	}
 	return out
 }
+
+// TestMemoryLimit: memories get the limit as their maximum (memory.grow then fails past it);
+// a minimum above the limit is refused.
+func TestMemoryLimit(t *testing.T) {
+	// (memory 1) (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
+	mod := func(limits ...byte) []byte {
+		return module(
+			section(1, vec([]byte{0x60, 0x01, 0x7f, 0x01, 0x7f})),
+			section(3, vec([]byte{0x00})),
+			section(5, vec(limits)),
+			section(7, vec(cat(str("grow"), []byte{0x00, 0x00}))),
+			section(10, vec(cat([]byte{0x06, 0x00}, []byte{0x20, 0x00, 0x40, 0x00, 0x0b}))),
+		)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		limits []byte
+	}{{"no max", []byte{0x00, 0x01}}, {"max above", []byte{0x01, 0x01, 0x80, 0x02}}} {
+		out, err := fuel.Instrument(mod(c.limits...), fuel.Options{MaxMemoryPages: 4})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		rt := wazero.NewRuntime(ctx)
+		if _, err := rt.NewHostModuleBuilder(fuel.ImportModule).NewFunctionBuilder().
+			WithFunc(func() int64 { return 1 << 20 }).Export(fuel.RefillName).Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := rt.InstantiateWithConfig(ctx, out, wazero.NewModuleConfig().WithName(""))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		grow := m.ExportedFunction("grow")
+		if r, err := grow.Call(ctx, 3); err != nil || int32(r[0]) != 1 {
+			t.Errorf("%s: growing to the limit: %v %v, want old size 1", c.name, r, err)
+		}
+		if r, err := grow.Call(ctx, 1); err != nil || int32(r[0]) != -1 {
+			t.Errorf("%s: growing past the limit: %v %v, want -1", c.name, r, err)
+		}
+		rt.Close(ctx)
+	}
+	if _, err := fuel.Instrument(mod(0x00, 5), fuel.Options{MaxMemoryPages: 4}); !errors.Is(err, fuel.ErrMemoryLimit) || !strings.Contains(err.Error(), "at least 5 pages") {
+		t.Errorf("a 5-page minimum with a 4-page limit: %v", err)
+	}
+}

@@ -397,6 +397,51 @@ func (m *module) tableSection(r *reader) ([]byte, *Error) {
 	return w.out, nil
 }
 
+// memorySection gives each defined memory at most Options.MaxMemoryPages as its
+// maximum (see tableSection); a minimum above the limit is refused.
+func (m *module) memorySection(r *reader) ([]byte, *Error) {
+	limit := m.opts.MaxMemoryPages
+	if limit == 0 {
+		return r.buf, nil
+	}
+	n, err := r.count(2)
+	if err != nil {
+		return nil, err
+	}
+	w := &rewriter{r: r}
+	for i := uint32(0); i < n; i++ {
+		off := r.off()
+		start := r.pos
+		if r.remaining() == 0 {
+			return nil, malformedf(off, "memory %d: truncated limits", i)
+		}
+		flags := r.buf[r.pos]
+		min, max, hasMax, err := r.limits()
+		if err != nil {
+			return nil, err
+		}
+		if min > limit {
+			return nil, &Error{Kind: ErrMemoryLimit, Func: -1, Offset: off,
+				Reason: fmt.Sprintf("memory %d needs at least %d pages of 64 KiB; the limit is %d pages", i, min, limit)}
+		}
+		if !hasMax || max > limit {
+			w.out = append(w.out, r.buf[w.mark:start]...)
+			w.out = append(w.out, flags|0x01) // keep the shared bit, add a maximum
+			w.out = appendU32(w.out, min)
+			w.out = appendU32(w.out, limit)
+			w.mark = r.pos
+		}
+	}
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	if w.out == nil {
+		return r.buf, nil
+	}
+	w.flush()
+	return w.out, nil
+}
+
 // globalSection rewrites ref.func in initializers and appends the fuel
 // global: (global (mut i64) (i64.const 0)).
 func (m *module) globalSection(r *reader) ([]byte, *Error) {

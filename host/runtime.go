@@ -291,10 +291,10 @@ type Class struct {
 
 // classModule is one compiled version of a class, with the limits it was compiled for.
 type classModule struct {
-	cm      wazero.CompiledModule
-	limits  ClassLimits
-	source  string
-	sha256  [32]byte
+	cm       wazero.CompiledModule
+	limits   ClassLimits
+	source   string
+	sha256   [32]byte
 	hasAlarm bool // the module exports dowasm_alarm
 	// the module exports dowasm_ws_close / dowasm_ws_error (a socket's end wakes the object only
 	// if it handles it)

@@ -1,0 +1,204 @@
+package tenant
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dowasm/dowasm/toolchain"
+)
+
+const adminToken = "test-admin-token"
+
+func module(t testing.TB, dir string) []byte {
+	t.Helper()
+	src, _ := filepath.Abs(filepath.Join("..", dir))
+	cache, _ := filepath.Abs(filepath.Join("..", "build", "guests"))
+	p, err := toolchain.Build(context.Background(), src, toolchain.TinyGo, cache, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type env struct {
+	t    *testing.T
+	data string
+	srv  *Server
+	http *httptest.Server
+}
+
+func start(t *testing.T, data string) *env {
+	t.Helper()
+	s, err := Open(context.Background(), Config{Data: data, AdminToken: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, data: data, srv: s, http: httptest.NewServer(s)}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	if e.http == nil {
+		return
+	}
+	e.http.Close()
+	if err := e.srv.Close(context.Background()); err != nil {
+		e.t.Errorf("close: %v", err)
+	}
+	e.http = nil
+}
+
+// req sends a request with a bearer token and returns status and body.
+func (e *env) req(method, path, token string, body []byte) (int, string) {
+	e.t.Helper()
+	r, err := http.NewRequest(method, e.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (e *env) expect(method, path, token string, body []byte, status int, want string) string {
+	e.t.Helper()
+	st, got := e.req(method, path, token, body)
+	if st != status || (want != "" && !strings.Contains(got, want)) {
+		e.t.Errorf("%s %s: %d %q, want %d containing %q", method, path, st, got, status, want)
+	}
+	return got
+}
+
+// newTenant creates a tenant and returns a token for it.
+func (e *env) newTenant(name, limits string) string {
+	e.t.Helper()
+	body := `{"name":"` + name + `"` + limits + `}`
+	e.expect("POST", "/_admin/tenants", adminToken, []byte(body), 201, `"name":"`+name+`"`)
+	got := e.expect("POST", "/_admin/tenants/"+name+"/tokens", adminToken, nil, 201, `"token":"dwt_`)
+	var out struct{ Token string }
+	json.Unmarshal([]byte(got), &out)
+	return out.Token
+}
+
+// Two tenants with classes of the same name: each token reaches only its own tenant's objects,
+// IDs and classes; another tenant's class is a plain 404; tokens are stored only as hashes.
+func TestTenantsAreIsolated(t *testing.T) {
+	e := start(t, t.TempDir())
+	counter := module(t, "examples/counter/go")
+	a := e.newTenant("alpha", "")
+	b := e.newTenant("beta", "")
+	e.expect("PUT", "/_api/classes/counter", a, counter, 201, `"replaced":false`)
+	e.expect("PUT", "/_api/classes/counter", b, counter, 201, "")
+	e.expect("PUT", "/_api/classes/secret", b, counter, 201, "")
+
+	// Authentication.
+	e.expect("POST", "/counter/x/increment", "", nil, 401, "missing bearer token")
+	e.expect("POST", "/counter/x/increment", "dwt_forged", nil, 401, "invalid bearer token")
+	e.expect("POST", "/counter/x/increment", adminToken, nil, 401, "invalid bearer token")
+	e.expect("GET", "/_api/classes", "", nil, 401, "")
+	e.expect("POST", "/_admin/tenants", a, []byte(`{"name":"evil"}`), 401, "admin token")
+
+	// Same names, separate objects.
+	e.expect("POST", "/counter/x/increment", a, nil, 200, "1")
+	e.expect("POST", "/counter/x/increment", a, nil, 200, "2")
+	e.expect("POST", "/counter/x/increment", b, nil, 200, "1")
+
+	// Another tenant's class answers exactly like a class that does not exist.
+	_, other := e.req("POST", "/secret/x/increment", a, nil)
+	_, none := e.req("POST", "/nonexistent/x/increment", a, nil)
+	if strings.ReplaceAll(other, "secret", "C") != strings.ReplaceAll(none, "nonexistent", "C") {
+		t.Errorf("another tenant's class and a missing one answer differently:\n%s\n%s", other, none)
+	}
+	e.expect("POST", "/secret/x/increment", a, nil, 404, "unknown class")
+
+	// An ID minted for alpha's counter is not an ID of beta's counter.
+	got := e.expect("POST", "/_dowasm/counter/new-id", a, nil, 200, `"id"`)
+	var minted struct{ ID string }
+	json.Unmarshal([]byte(got), &minted)
+	e.expect("POST", "/counter/id/"+minted.ID+"/increment", a, nil, 200, "1")
+	e.expect("POST", "/counter/id/"+minted.ID+"/increment", b, nil, 400, "")
+
+	// Each tenant's data is in its own directory.
+	for _, ten := range []string{"alpha", "beta"} {
+		if _, err := os.Stat(filepath.Join(e.data, "tenants", ten, "objects", "counter")); err != nil {
+			t.Errorf("tenant %s has no data directory of its own: %v", ten, err)
+		}
+	}
+	// Tokens are stored hashed: the database does not contain them.
+	e.stop()
+	for _, f := range []string{"tenants.sqlite", "tenants.sqlite-wal"} {
+		raw, _ := os.ReadFile(filepath.Join(e.data, f))
+		if bytes.Contains(raw, []byte(a)) || bytes.Contains(raw, []byte(b)) {
+			t.Errorf("%s contains a token in plain text", f)
+		}
+	}
+}
+
+// The class API: deploy, replace, list, delete; bad modules and parameters are refused with the
+// reason; class limits stay within the tenant's; everything survives a restart.
+func TestClassAPIAndRestart(t *testing.T) {
+	data := t.TempDir()
+	e := start(t, data)
+	probe := module(t, "tests/guests/probe")
+	counter := module(t, "examples/counter/go")
+	tok := e.newTenant("gamma", `,"limits":{"event_timeout_ms":5000,"max_body_size":1024}`)
+
+	e.expect("PUT", "/_api/classes/c", tok, probe, 201, `"event_timeout_ms":5000`)
+	e.expect("POST", "/c/o/incr", tok, nil, 200, "1")
+	// Replace with the counter: same data ("n" is the probe's key, "value" the counter's).
+	e.expect("POST", "/c/o/put?k=value&v=10", tok, nil, 200, "0")
+	e.expect("PUT", "/_api/classes/c", tok, counter, 200, `"replaced":true`)
+	e.expect("POST", "/c/o/increment", tok, nil, 200, "11")
+	// A class asking for more than its tenant allows gets the tenant's limit; less is kept.
+	e.expect("PUT", "/_api/classes/p?event_timeout_ms=99999", tok, probe, 201, `"event_timeout_ms":5000`)
+	e.expect("PUT", "/_api/classes/q?event_timeout_ms=200", tok, probe, 201, `"event_timeout_ms":200`)
+	e.expect("POST", "/q/o/loop", tok, nil, 500, "exceeded the event time limit of 200ms")
+	// The tenant's body limit.
+	e.expect("POST", "/p/o/incr", tok, bytes.Repeat([]byte("x"), 2000), 413, "request body exceeds 1024 bytes")
+
+	// Refusals name the problem.
+	e.expect("PUT", "/_api/classes/bad", tok, []byte("not wasm at all"), 400, "not a WebAssembly module")
+	e.expect("PUT", "/_api/classes/bad", tok, append([]byte("\x00asm\x01\x00\x00\x00"), 0x01, 0xff), 400, "invalid WebAssembly")
+	e.expect("PUT", "/_api/classes/Bad", tok, probe, 400, "class name")
+	e.expect("PUT", "/_api/classes/x?memory=1", tok, probe, 400, "unknown parameter")
+	e.expect("PUT", "/_api/classes/x?max_queue=-1", tok, probe, 400, "positive integer")
+	e.expect("GET", "/_api/classes", tok, nil, 200, `{"classes":[{"name":"c"`)
+
+	e.expect("DELETE", "/_api/classes/p", tok, nil, 204, "")
+	e.expect("DELETE", "/_api/classes/p", tok, nil, 404, "no class")
+	e.expect("POST", "/p/o/incr", tok, nil, 404, "unknown class")
+
+	// Restart: tenants, tokens, classes and data are all back.
+	e.stop()
+	e = start(t, data)
+	e.expect("POST", "/c/o/increment", tok, nil, 200, "12")
+	e.expect("POST", "/q/o/loop", tok, nil, 500, "200ms")
+	e.expect("POST", "/p/o/incr", tok, nil, 404, "")
+	got := e.expect("GET", "/_admin/tenants", adminToken, nil, 200, `"name":"gamma"`)
+	if !strings.Contains(got, `"classes":["c","q"]`) {
+		t.Errorf("admin listing after restart: %s", got)
+	}
+	e.expect("POST", "/_admin/tenants", adminToken, []byte(`{"name":"gamma"}`), 409, "already exists")
+	e.expect("POST", "/_admin/tenants", adminToken, []byte(`{"name":"Gamma!"}`), 400, "tenant name")
+	e.expect("POST", "/_admin/tenants/nobody/tokens", adminToken, nil, 404, "no tenant")
+}

@@ -1,4 +1,4 @@
-// Package cli implements the dowasm command line: run, build and version. Main takes its
+// Package cli implements the dowasm command line: run, build, serve, deploy, classes and version. Main takes its
 // arguments and output streams as parameters so commands are testable in-process.
 package cli
 
@@ -26,6 +26,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Commands: []*ucli.Command{
 			runCommand(),
 			buildCommand(),
+			serveCommand(),
+			deployCommand(),
+			classesCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version and the guest ABI version",

@@ -138,6 +138,19 @@ func TestTenantsAreIsolated(t *testing.T) {
 	e.expect("POST", "/counter/id/"+minted.ID+"/increment", a, nil, 200, "1")
 	e.expect("POST", "/counter/id/"+minted.ID+"/increment", b, nil, 400, "")
 
+	// Calls between objects stay inside the tenant: alpha's object calling beta's class finds
+	// no such class, and an ID minted by beta is not an ID of alpha's class.
+	probe := module(t, "tests/guests/probe")
+	e.expect("PUT", "/_api/classes/p", a, probe, 201, "")
+	e.expect("PUT", "/_api/classes/q", b, probe, 201, "")
+	e.expect("POST", "/q/y/incr", b, nil, 200, "1")
+	e.expect("POST", "/p/x/call-rpc?class=q&name=y&method=incr", a, nil, 200, "err 1 ")
+	got = e.expect("POST", "/_dowasm/q/new-id", b, nil, 200, `"id"`)
+	var betaID struct{ ID string }
+	json.Unmarshal([]byte(got), &betaID)
+	e.expect("POST", "/p/x/call-rpc?class=p&name=id:"+betaID.ID+"&method=incr", a, nil, 200, "err 6 ")
+	e.expect("POST", "/p/id/"+betaID.ID+"/incr", a, nil, 400, "")
+
 	// Each tenant's data is in its own directory.
 	for _, ten := range []string{"alpha", "beta"} {
 		if _, err := os.Stat(filepath.Join(e.data, "tenants", ten, "objects", "counter")); err != nil {

@@ -82,7 +82,6 @@ type Socket struct {
 	tags []string
 
 	mu         sync.Mutex
-	pending    bool // accepted by an event that has not committed yet
 	conn       *websocket.Conn
 	out        []outMsg
 	outBytes   int
@@ -116,7 +115,8 @@ func (h *wsHub) lookup(key string, sid uint32) *Socket {
 	return set.socks[sid]
 }
 
-// add creates a pending socket in o's set (creating the set), unless the object is at its limit.
+// add creates a socket in o's set (accepted by an event that has not committed yet: a rollback
+// removes it again) (creating the set), unless the object is at its limit.
 func (h *wsHub) add(o *object, tags []string) (*Socket, abi.Status) {
 	r := o.class.rt
 	h.mu.Lock()
@@ -138,7 +138,7 @@ func (h *wsHub) add(o *object, tags []string) (*Socket, abi.Status) {
 	for sid == 0 || set.socks[sid] != nil {
 		sid = h.nextID.Add(1) & 0x7fffffff
 	}
-	s := &Socket{id: sid, rt: r, set: set, tags: tags, pending: true}
+	s := &Socket{id: sid, rt: r, set: set, tags: tags}
 	set.socks[sid] = s
 	if set.name == "" {
 		set.name = o.name
@@ -363,11 +363,6 @@ func (o *object) wsApply() {
 	b := &o.ws
 	if b.empty() {
 		return
-	}
-	for _, s := range b.accepted {
-		s.mu.Lock()
-		s.pending = false
-		s.mu.Unlock()
 	}
 	for _, op := range b.ops {
 		switch op.kind {

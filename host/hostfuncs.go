@@ -178,10 +178,8 @@ func hfResultRead(in *instance, a []uint64) int32 {
 	if !in.hasStaged {
 		return fail(abi.NotFound)
 	}
-	n := uint64(len(in.staged))
-	if a[1] < n {
-		n = a[1]
-	}
+	// (wazero hands i32 parameters over with undefined upper 32 bits: use the low 32 only)
+	n := min(uint64(len(in.staged)), uint64(uint32(a[1])))
 	if !in.mod.Memory().Write(uint32(a[0]), in.staged[:n]) {
 		return fail(abi.BadPointer)
 	}

@@ -55,9 +55,15 @@ type Config struct {
 	MaxOpenDatabases int
 	// MemoryLimitPages caps each instance's linear memory in 64 KiB pages. Default 2048 (128 MiB).
 	MemoryLimitPages uint32
-	// MaxTableElems caps each table of a module (its declared maximum); a module whose table
-	// has no maximum or a larger one is refused when loaded. Default 1<<20.
+	// MaxTableElems caps each table of a module: a table without a maximum, or with a larger
+	// one, gets this as its maximum (table.grow fails past it); a table whose minimum is larger
+	// is refused when the module is loaded. Default 1<<20.
 	MaxTableElems uint32
+	// MaxCallDepth bounds the depth of guest calls; each frame costs host memory (wazero keeps
+	// guest stacks on the Go heap): default 10000. A guest call that goes deeper fails with "call
+	// depth limit of N frames exceeded (unbounded recursion?)". Only guest functions that call
+	// others count; tail calls do not count up.
+	MaxCallDepth uint32
 	// CacheDir keeps compiled modules across restarts; empty means DataDir/.cache/wazero.
 	CacheDir string
 	// Logger receives structured logs; nil means discard.
@@ -111,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTableElems == 0 {
 		c.MaxTableElems = 1 << 20
+	}
+	if c.MaxCallDepth == 0 {
+		c.MaxCallDepth = 10000
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = filepath.Join(c.DataDir, ".cache", "wazero")
@@ -206,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		wz.Close(ctx)
 		return nil, err
 	}
-	if err := instantiateFuelModule(ctx, wz); err != nil {
+	if err := instantiateFuelModule(ctx, wz, cfg.MaxCallDepth); err != nil {
 		wz.Close(ctx)
 		return nil, err
 	}
@@ -398,7 +407,8 @@ func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte,
 	// Instrumenting first is safe on unvalidated input: the rewriter refuses any reference to a
 	// function, global or local beyond the module's own, so no guest can name what it adds; the
 	// compile below validates the result.
-	metered, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: l.TableElems, MaxMemoryPages: l.MemoryPages})
+	metered, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: l.TableElems, MaxMemoryPages: l.MemoryPages,
+		MaxCallDepth: r.cfg.MaxCallDepth})
 	switch {
 	case errors.Is(err, fuel.ErrMalformed) || errors.Is(err, fuel.ErrUnsupported):
 		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
@@ -579,7 +589,8 @@ func CheckModule(cm wazero.CompiledModule) error {
 		case wasi_snapshot_preview1.ModuleName:
 		case fuel.ImportModule:
 			// Added by the host's instrumentation (a guest importing it is refused before).
-			if name != fuel.RefillName || defTypes(def) != "() -> (i64)" {
+			if !(name == fuel.RefillName && defTypes(def) == "() -> (i64)") &&
+				!(name == fuel.TooDeepName && defTypes(def) == "() -> ()") {
 				return fmt.Errorf("%w: imports %s.%s, which is reserved for the host", ErrNotGuest, mod, name)
 			}
 		default:
@@ -664,10 +675,13 @@ const fuelGrant = 1 << 20
 // event's context, not from this value).
 var errDeadline = errors.New("event deadline passed")
 
-// instantiateFuelModule provides the refill function that instrumented guests call whenever
-// their fuel runs out: it traps the guest once its event's deadline has passed or the event was
-// cancelled (shutdown), and otherwise grants more fuel.
-func instantiateFuelModule(ctx context.Context, rt wazero.Runtime) error {
+// instantiateFuelModule provides the functions that instrumented guests call: refill whenever
+// their fuel runs out, which traps the guest once its event's deadline has passed or the event was
+// cancelled (shutdown) and otherwise grants more fuel; and too_deep when a call would exceed
+// maxDepth frames, which traps the guest. (Its counter is not unwound by a trap; the host
+// discards an instance after any failed call.)
+func instantiateFuelModule(ctx context.Context, rt wazero.Runtime, maxDepth uint32) error {
+	errTooDeep := fmt.Errorf("call depth limit of %d frames exceeded (unbounded recursion?)", maxDepth)
 	_, err := rt.NewHostModuleBuilder(fuel.ImportModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
@@ -679,6 +693,11 @@ func instantiateFuelModule(ctx context.Context, rt wazero.Runtime) error {
 			stack[0] = fuelGrant
 		}), nil, []api.ValueType{api.ValueTypeI64}).
 		Export(fuel.RefillName).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			panic(errTooDeep)
+		}), nil, nil).
+		Export(fuel.TooDeepName).
 		Instantiate(ctx)
 	return err
 }

@@ -6,21 +6,25 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/dowasm/dowasm/host/fuel"
 )
 
-// BenchmarkFuel compares, per compute guest, three ways of running it on
+// BenchmarkFuel compares, per compute guest, four ways of running it on
 // wazero's compiler:
 //
-//	off   the original module: nothing can stop it
-//	fuel  the instrumented module, with a refill function that checks
-//	      time.Now() against a far deadline and grants 1,000,000 units
-//	cod   the original module with WithCloseOnContextDone(true)
+//	off    the original module: nothing can stop it
+//	fuel   the instrumented module, with a refill function that checks
+//	       time.Now() against a far deadline and grants 1,000,000 units
+//	depth  the same with a call depth limit (Options.MaxCallDepth 10,000)
+//	cod    the original module with WithCloseOnContextDone(true)
 //
 // Each benchmark iteration calls the guest once in each mode, one after the
-// other, so that load from other processes hits all three alike. Reported:
-// the mean time per call of each mode (off-ns/op, fuel-ns/op, cod-ns/op) and
-// the ratios of the fastest calls (fuel/off, cod/off), which are the numbers
-// least disturbed by a busy machine. ns/op is the sum of the three modes.
+// other, so that load from other processes hits all alike. Reported: the
+// mean time per call of each mode (off-ns/op, fuel-ns/op, depth-ns/op,
+// cod-ns/op) and the ratios of the fastest calls (fuel/off, depth/off,
+// cod/off), which are the numbers least disturbed by a busy machine. ns/op
+// is the sum of the modes.
 func BenchmarkFuel(b *testing.B) {
 	guests := []struct {
 		name   string
@@ -43,8 +47,10 @@ func BenchmarkFuel(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			plain := rust(b, "compute", v)
 			metered := instrument(b, plain)
+			deep := instrument(b, plain, fuel.Options{MaxCallDepth: 10_000})
 			off := instantiate(b, newRuntime(b, false, nil), plain)
-			fuel := instantiate(b, newRuntime(b, false, refill), metered)
+			metr := instantiate(b, newRuntime(b, false, refill), metered)
+			depth := instantiate(b, newRuntime(b, false, refill), deep)
 			cod := instantiate(b, newRuntime(b, true, nil), plain)
 			for _, g := range guests {
 				b.Run(g.name, func(b *testing.B) {
@@ -55,7 +61,8 @@ func BenchmarkFuel(b *testing.B) {
 						min  time.Duration
 					}{
 						{name: "off", fn: off.ExportedFunction(g.name)},
-						{name: "fuel", fn: fuel.ExportedFunction(g.name)},
+						{name: "fuel", fn: metr.ExportedFunction(g.name)},
+						{name: "depth", fn: depth.ExportedFunction(g.name)},
 						{name: "cod", fn: cod.ExportedFunction(g.name)},
 					}
 					// A context that can be cancelled, so that cod installs
@@ -80,7 +87,8 @@ func BenchmarkFuel(b *testing.B) {
 						b.ReportMetric(float64(m.sum.Nanoseconds())/float64(b.N), m.name+"-ns/op")
 					}
 					b.ReportMetric(float64(modes[1].min)/float64(modes[0].min), "fuel/off")
-					b.ReportMetric(float64(modes[2].min)/float64(modes[0].min), "cod/off")
+					b.ReportMetric(float64(modes[2].min)/float64(modes[0].min), "depth/off")
+					b.ReportMetric(float64(modes[3].min)/float64(modes[0].min), "cod/off")
 				})
 			}
 		})

@@ -50,17 +50,19 @@ func TestExternalModules(t *testing.T) {
 			if _, err := rt.CompileModule(ctx, wasm); err != nil {
 				t.Skipf("wazero rejects the original: %v", err)
 			}
-			out, err := fuel.Instrument(wasm, fuel.Options{})
-			if errors.Is(err, fuel.ErrUnsupported) {
-				t.Skip(err)
+			for _, o := range optionSets {
+				out, err := fuel.Instrument(wasm, o.opts)
+				if errors.Is(err, fuel.ErrUnsupported) {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := rt.CompileModule(ctx, out); err != nil {
+					t.Fatalf("%s: instrumented module does not compile: %v", o.name, err)
+				}
+				t.Logf("%s: %d -> %d bytes", o.name, len(wasm), len(out))
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := rt.CompileModule(ctx, out); err != nil {
-				t.Fatalf("instrumented module does not compile: %v", err)
-			}
-			t.Logf("%d -> %d bytes", len(wasm), len(out))
 		})
 	}
 }

@@ -1,5 +1,6 @@
 // Package fuel rewrites a WebAssembly guest module at load time so that the
-// host can stop it, however it loops or recurses, at a cost close to zero.
+// host can stop it, however it loops or recurses, at a cost close to zero,
+// and optionally bounds the depth of its calls.
 //
 // # Why
 //
@@ -59,6 +60,47 @@
 // overhead is 1.1-1.25x on compute-heavy guests (see BenchmarkFuel), against
 // 3-15x for WithCloseOnContextDone.
 //
+// # Call depth
+//
+// wazero keeps a guest's call stack on the Go heap and doubles it, up to a
+// ceiling of its own (about 50 MB), before it traps; a live instance keeps
+// the grown stack. With [Options].MaxCallDepth Instrument bounds the depth
+// of calls instead. Only functions that contain a call, call_indirect,
+// return_call or return_call_indirect (the calling functions above) can
+// deepen the stack by more than their own frame, so only they count. It
+// adds:
+//
+//   - a second imported function, module [ImportModule] name [TooDeepName],
+//     type () -> (), right after the refill function.
+//   - a second private mutable i64 global, the depth counter, right after
+//     the fuel, initially MaxCallDepth: the calling frames that remain.
+//
+// A calling function subtracts 1 from the counter at entry, after the fuel
+// check, and calls too_deep if that leaves it negative: the call would be
+// the MaxCallDepth+1st calling frame. The host must abort the guest call by
+// panicking in too_deep; if it returns, an unreachable instruction traps.
+// The function's original body is wrapped in a block whose type is the
+// function's results (empty, one value type, or for several results a type
+// without parameters: an existing one with the same results, or one
+// appended to the type section), so every branch that left the function
+// now leaves the block, no label needs renumbering, and after the block 1
+// is added back to the counter before the function's end. 1 is also added
+// back just before every return, return_call and return_call_indirect; a
+// tail call's callee subtracts it again, so tail calls do not count up. A
+// trap does not add back the frames it unwinds: after a trap the counter
+// is too low, and the host must discard the instance (dowasm does after any
+// failed guest call), or call it knowing it may fail early.
+//
+// The cost is a load, a subtraction, a store and a branch at entry and a
+// load, an addition and a store at exit, in calling functions only: on the
+// compute guests 1.0-1.1x the fuel-only time (recursive fib 1.04x, matmul
+// with SIMD 1.1x; see BenchmarkFuel). Separate tests of the fuel and the
+// counter measured faster than one test of their or.
+//
+// The limit counts frames, not bytes: a frame's host memory depends on the
+// function's locals and operand stack, so wazero's own ceiling remains the
+// last bound for guests with very large frames.
+//
 // Single instructions whose work depends on their operands are not metered:
 // bound memory.grow, memory.fill and memory.copy with wazero's
 // WithMemoryLimitPages, and table.grow, table.fill and table.copy with
@@ -69,11 +111,13 @@
 //
 // Function imports come first in the function index space, so the added
 // import takes index F (the number of imported functions) and every defined
-// function moves up by one. Instrument rewrites every function index: call,
+// function moves up by one; with MaxCallDepth the too_deep import takes
+// index F+1 and defined functions move up by two. Instrument rewrites every
+// function index: call,
 // return_call and ref.func in code, ref.func in global initializers and
 // element segments (all eight segment forms), the export and start sections,
 // and the function, local and label names of the "name" custom section.
-// The added type, global and local are appended, so no other index moves.
+// The added types, globals and local are appended, so no other index moves.
 // DWARF (".debug_*") and "sourceMappingURL" custom sections are dropped
 // because code offsets change; every other section is copied verbatim.
 //
@@ -84,7 +128,7 @@
 // trusting it. Instrument does not depend on that for its own guarantees,
 // however: it rejects any instruction or export that names a function,
 // global or local at or beyond the original counts, so an invalid guest
-// cannot reach the injected refill function, fuel global or scratch local.
+// cannot reach the injected functions, globals or scratch local.
 // Instruction decoding follows wazero's (for example, SIMD and atomic
 // sub-opcodes are single bytes) so that both see the same instructions.
 //
@@ -107,6 +151,11 @@ const (
 	ImportModule = "dowasm_fuel"
 	// RefillName is the name of the refill function, of type () -> i64.
 	RefillName = "refill"
+	// TooDeepName is the name of the function, of type () -> (), that the
+	// guest calls when a call would exceed [Options].MaxCallDepth. The host
+	// must abort the guest call by panicking (if it returns, the guest traps
+	// at an unreachable instruction instead).
+	TooDeepName = "too_deep"
 )
 
 // Tuning of the injected checks. loopWeight is what 256 iterations of any
@@ -138,6 +187,17 @@ type Options struct {
 	// is refused. (A runtime-wide cap such as wazero's WithMemoryLimitPages
 	// still applies on top; this one can differ per module.)
 	MaxMemoryPages uint32
+	// MaxCallDepth, when not 0, bounds the depth of guest calls: a call
+	// that would make more than MaxCallDepth calling functions (functions
+	// that contain a call, see the package documentation) active at once
+	// calls [ImportModule].[TooDeepName] instead of running. Tail calls do
+	// not count up; a trap does not give back the frames it unwinds (the
+	// host discards the instance). wazero keeps a
+	// guest's call stack on the Go heap and grows it up to its own ceiling
+	// (about 50 MB per call) before it traps, so without a bound each
+	// recursing guest costs the host that much memory. With 0 the module
+	// neither imports TooDeepName nor counts calls.
+	MaxCallDepth uint32
 }
 
 // Errors returned by Instrument wrap one of these; test with errors.Is.
@@ -147,7 +207,8 @@ var (
 	// ErrUnsupported means the module uses a feature Instrument does not
 	// handle (for example exception handling).
 	ErrUnsupported = errors.New("unsupported feature")
-	// ErrReservedImport means the module imports from ImportModule.
+	// ErrReservedImport means the module imports from ImportModule (the
+	// refill or too_deep function, or anything else).
 	ErrReservedImport = errors.New("reserved import module")
 	// ErrTableLimit means a table has no maximum or one above
 	// Options.MaxTableElems.
@@ -159,7 +220,7 @@ var (
 
 // Error describes why a module cannot be instrumented and where.
 type Error struct {
-	Kind    error  // ErrMalformed, ErrUnsupported, ErrReservedImport or ErrTableLimit
+	Kind    error  // ErrMalformed, ErrUnsupported, ErrReservedImport, ErrTableLimit or ErrMemoryLimit
 	Section string // section name ("import", "code", ...); empty for the header
 	Func    int    // function index in the original module, or -1
 	Offset  int    // byte offset in the original module
@@ -238,11 +299,17 @@ var header = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 //			return 1_000_000
 //		}).
 //		Export(fuel.RefillName).
+//		NewFunctionBuilder().
+//		WithFunc(func(context.Context) { panic(errTooDeep) }).
+//		Export(fuel.TooDeepName). // needed with Options.MaxCallDepth only
 //		Instantiate(ctx)
 //
 // Errors are of type *[Error].
 func Instrument(wasm []byte, opts Options) ([]byte, error) {
-	m := &module{in: wasm, opts: opts}
+	m := &module{in: wasm, opts: opts, shift: 1}
+	if m.depthLimit() {
+		m.shift = 2
+	}
 	out, err := m.instrument()
 	if err != nil {
 		return nil, err
@@ -256,21 +323,32 @@ type module struct {
 	in   []byte
 	opts Options
 
-	typeParams  []uint32 // parameter count of each type
+	typeParams []uint32 // parameter count of each type
+	// blockTypes is, with MaxCallDepth, the block type (an s33) of a block
+	// without parameters whose results are those of each type.
+	blockTypes  []int64
 	funcImports uint32
 	funcTypes   []uint32 // type index of each defined function
 	globals     uint32   // imported + defined globals
 	tables      uint32   // imported + defined tables
 
-	// Indices of what Instrument adds.
-	refillType, refillFunc, fuelGlobal uint32
+	// Indices of what Instrument adds. shift is the number of function
+	// imports it adds, and also of globals: 1, or 2 with MaxCallDepth.
+	refillType, refillFunc, fuelGlobal    uint32
+	tooDeepType, tooDeepFunc, depthGlobal uint32
+	shift                                 uint32
 
 	// Synthesized sections already written.
 	wroteType, wroteImport, wroteGlobal bool
 	codeSeen                            bool
 
 	scratch []byte // reused function body buffer
+	rets    []int  // reused: offsets in a body's output of its returns
+	restore []byte // with MaxCallDepth: the code that pops a frame
 }
+
+// depthLimit reports whether Instrument bounds the call depth.
+func (m *module) depthLimit() bool { return m.opts.MaxCallDepth > 0 }
 
 // numFuncs is the number of functions in the original module.
 func (m *module) numFuncs() uint32 { return m.funcImports + uint32(len(m.funcTypes)) }
@@ -280,7 +358,7 @@ func (m *module) remapFunc(idx uint32) uint32 {
 	if idx < m.funcImports {
 		return idx
 	}
-	return idx + 1
+	return idx + m.shift
 }
 
 func (m *module) instrument() ([]byte, error) {
@@ -356,7 +434,14 @@ func (m *module) instrument() ([]byte, error) {
 			m.codeSeen = true
 		case secMemory:
 			newPayload, e = m.memorySection(pr)
-		default: // data, data count: no indices we move
+		case secData:
+			// No indices to move, but a count far beyond what the bytes can
+			// hold makes wazero allocate for it (20 bytes claiming 10^8
+			// segments cost gigabytes) before it finds the section short.
+			// A segment takes at least 2 bytes (passive, empty).
+			_, e = pr.count(2)
+			newPayload = payload
+		default: // data count: no indices we move
 			newPayload = payload
 		}
 		if e != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/dowasm/dowasm/host/fuel"
 )
@@ -27,23 +28,25 @@ func TestComputeResultsMatch(t *testing.T) {
 		{"ops", []uint64{10_000, 42}},
 	}
 	for _, v := range rustVariants {
-		t.Run(v.name, func(t *testing.T) {
-			ctx := context.Background()
-			plain := rust(t, "compute", v)
-			var refills int64
-			rt := newRuntime(t, false, refillFunc(10_000, &refills))
-			orig := instantiate(t, rt, plain)
-			inst := instantiate(t, rt, instrument(t, plain))
-			for _, c := range calls {
-				want := call(t, ctx, orig, c.name, c.params...)
-				if got := call(t, ctx, inst, c.name, c.params...); got != want {
-					t.Errorf("%s%v = %#x instrumented, %#x original", c.name, c.params, got, want)
+		for _, o := range optionSets {
+			t.Run(v.name+"/"+o.name, func(t *testing.T) {
+				ctx := context.Background()
+				plain := rust(t, "compute", v)
+				var refills int64
+				rt := newRuntime(t, false, refillFunc(10_000, &refills))
+				orig := instantiate(t, rt, plain)
+				inst := instantiate(t, rt, instrument(t, plain, o.opts))
+				for _, c := range calls {
+					want := call(t, ctx, orig, c.name, c.params...)
+					if got := call(t, ctx, inst, c.name, c.params...); got != want {
+						t.Errorf("%s%v = %#x instrumented, %#x original", c.name, c.params, got, want)
+					}
 				}
-			}
-			if refills == 0 {
-				t.Error("the instrumented guest never called refill")
-			}
-		})
+				if refills == 0 {
+					t.Error("the instrumented guest never called refill")
+				}
+			})
+		}
 	}
 }
 
@@ -64,9 +67,11 @@ func TestFeaturesMatch(t *testing.T) {
 	} {
 		// A fresh pair of instances per call: the functions change state.
 		want := call(t, ctx, instantiate(t, rt, plain), c.name, c.params...)
-		got := call(t, ctx, instantiate(t, rt, instrument(t, plain)), c.name, c.params...)
-		if got != want {
-			t.Errorf("%s%v = %#x instrumented, %#x original", c.name, c.params, got, want)
+		for _, o := range optionSets {
+			got := call(t, ctx, instantiate(t, rt, instrument(t, plain, o.opts)), c.name, c.params...)
+			if got != want {
+				t.Errorf("%s: %s%v = %#x instrumented, %#x original", o.name, c.name, c.params, got, want)
+			}
 		}
 	}
 }
@@ -76,8 +81,10 @@ func TestTailCallsMatch(t *testing.T) {
 	plain := wat(t, "tailcall")
 	rt := newRuntime(t, false, refillFunc(1000, nil))
 	want := call(t, ctx, instantiate(t, rt, plain), "count", 100_000, 0)
-	if got := call(t, ctx, instantiate(t, rt, instrument(t, plain)), "count", 100_000, 0); got != want {
-		t.Errorf("count = %d instrumented, %d original", got, want)
+	for _, o := range optionSets {
+		if got := call(t, ctx, instantiate(t, rt, instrument(t, plain, o.opts)), "count", 100_000, 0); got != want {
+			t.Errorf("%s: count = %d instrumented, %d original", o.name, got, want)
+		}
 	}
 }
 
@@ -229,7 +236,8 @@ func envModule() []byte {
 func TestIndexShift(t *testing.T) {
 	ctx := context.Background()
 	plain := shiftModule()
-	for name, wasm := range map[string][]byte{"original": plain, "instrumented": instrument(t, plain)} {
+	for name, wasm := range map[string][]byte{"original": plain, "instrumented": instrument(t, plain),
+		"depth": instrument(t, plain, fuel.Options{MaxCallDepth: 100})} {
 		t.Run(name, func(t *testing.T) {
 			rt := newRuntime(t, false, refillFunc(5, nil))
 			compiled, err := rt.CompileModule(ctx, envModule())
@@ -280,36 +288,61 @@ func TestNamesFollowFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := rt.CompileModule(ctx, instrument(t, plain))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, def := range before.ExportedFunctions() {
-		got := after.ExportedFunctions()[name]
-		if got.Name() != def.Name() || got.Index() != def.Index()+1 {
-			t.Errorf("export %s: function %d %q became %d %q", name, def.Index(), def.Name(), got.Index(), got.Name())
+	for _, o := range optionSets {
+		after, err := rt.CompileModule(ctx, instrument(t, plain, o.opts))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	imports := after.ImportedFunctions()
-	if len(imports) != 1 {
-		t.Fatalf("%d imported functions, want the refill function only", len(imports))
-	}
-	if mod, name, _ := imports[0].Import(); mod != fuel.ImportModule || name != fuel.RefillName {
-		t.Errorf("import %s.%s, want %s.%s", mod, name, fuel.ImportModule, fuel.RefillName)
+		want := []string{fuel.RefillName}
+		if o.opts.MaxCallDepth != 0 {
+			want = append(want, fuel.TooDeepName)
+		}
+		for name, def := range before.ExportedFunctions() {
+			got := after.ExportedFunctions()[name]
+			if got.Name() != def.Name() || got.Index() != def.Index()+uint32(len(want)) {
+				t.Errorf("%s: export %s: function %d %q became %d %q", o.name, name, def.Index(), def.Name(), got.Index(), got.Name())
+			}
+		}
+		imports := after.ImportedFunctions()
+		if len(imports) != len(want) {
+			t.Fatalf("%s: %d imported functions, want %v", o.name, len(imports), want)
+		}
+		for i, w := range want {
+			if mod, name, _ := imports[i].Import(); mod != fuel.ImportModule || name != w {
+				t.Errorf("%s: import %s.%s, want %s.%s", o.name, mod, name, fuel.ImportModule, w)
+			}
+		}
+		if got := imports[0].ResultTypes(); len(got) != 1 || got[0] != api.ValueTypeI64 || len(imports[0].ParamTypes()) != 0 {
+			t.Errorf("%s: refill has type %v -> %v, want () -> i64", o.name, imports[0].ParamTypes(), got)
+		}
+		if len(want) == 2 && (len(imports[1].ParamTypes()) != 0 || len(imports[1].ResultTypes()) != 0) {
+			t.Errorf("%s: too_deep has type %v -> %v, want () -> ()", o.name, imports[1].ParamTypes(), imports[1].ResultTypes())
+		}
 	}
 }
 
 func TestRejectsReservedImport(t *testing.T) {
-	wasm := module(
-		section(1, vec([]byte{0x60, 0, 1, 0x7e})),
-		section(2, vec(cat(str(fuel.ImportModule), str("other"), []byte{0x00, 0}))),
-	)
-	_, err := fuel.Instrument(wasm, fuel.Options{})
-	if !errors.Is(err, fuel.ErrReservedImport) {
-		t.Fatalf("err = %v, want ErrReservedImport", err)
-	}
-	if !strings.Contains(err.Error(), "import section") || !strings.Contains(err.Error(), fuel.ImportModule) {
-		t.Errorf("error does not say where: %v", err)
+	for _, c := range []struct {
+		name string
+		typ  []byte
+	}{
+		{"other", []byte{0x60, 0, 1, 0x7e}},
+		{fuel.RefillName, []byte{0x60, 0, 1, 0x7e}},
+		{fuel.TooDeepName, []byte{0x60, 0, 0}},
+	} {
+		wasm := module(
+			section(1, vec(c.typ)),
+			section(2, vec(cat(str(fuel.ImportModule), str(c.name), []byte{0x00, 0}))),
+		)
+		for _, o := range optionSets {
+			_, err := fuel.Instrument(wasm, o.opts)
+			if !errors.Is(err, fuel.ErrReservedImport) {
+				t.Fatalf("%s, %s: err = %v, want ErrReservedImport", c.name, o.name, err)
+			}
+			if !strings.Contains(err.Error(), "import section") || !strings.Contains(err.Error(), fuel.ImportModule) {
+				t.Errorf("error does not say where: %v", err)
+			}
+		}
 	}
 }
 
@@ -382,14 +415,18 @@ func TestRejectsReferencesToInjected(t *testing.T) {
 		"global.get fuel":   oneFunc(noLocals, 0x23, 0, 0x1a),
 		"local.set scratch": oneFunc([]byte{1, 1, 0x7f}, 0x03, 0x40, 0x41, 0, 0x21, 1, 0x0b),
 		"call refill":       oneFunc(noLocals, 0x10, 1),
+		"call too_deep":     oneFunc(noLocals, 0x10, 2),
+		"global.get depth":  oneFunc(noLocals, 0x23, 1, 0x1a),
 		"ref.func refill":   oneFunc(noLocals, 0xd2, 1, 0x1a),
 		"export fuel": module(
 			section(7, vec(cat(str("fuel"), []byte{0x03, 0}))),
 		),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := fuel.Instrument(wasm, fuel.Options{}); !errors.Is(err, fuel.ErrMalformed) {
-				t.Fatalf("err = %v, want ErrMalformed", err)
+			for _, o := range optionSets {
+				if _, err := fuel.Instrument(wasm, o.opts); !errors.Is(err, fuel.ErrMalformed) {
+					t.Fatalf("%s: err = %v, want ErrMalformed", o.name, err)
+				}
 			}
 		})
 	}
@@ -435,7 +472,7 @@ func TestMalformedInputs(t *testing.T) {
 	seeds := [][]byte{shiftModule(), envModule(), wat(t, "features"), wat(t, "runaway")}
 	rng := rand.New(rand.NewSource(1))
 	check := func(wasm []byte) {
-		_, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: 100})
+		_, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: 100, MaxCallDepth: uint32(len(wasm))})
 		var fe *fuel.Error
 		if err != nil && !errors.As(err, &fe) {
 			t.Fatalf("error of type %T: %v", err, err)
@@ -455,6 +492,11 @@ func TestMalformedInputs(t *testing.T) {
 	}
 	check(nil)
 	check([]byte("\x00asm\x01\x00\x00\x00\x0a\xff\xff\xff\xff\x0f"))
+	// A data section claiming 10^8 segments in 9 bytes (found by the fuzzer:
+	// wazero allocates gigabytes for it) is refused.
+	if _, err := fuel.Instrument([]byte("\x00asm\x01\x00\x00\x00\v\v\xc1\x80\xff00000000"), fuel.Options{}); !errors.Is(err, fuel.ErrMalformed) {
+		t.Errorf("data section with an impossible count: err = %v, want ErrMalformed", err)
+	}
 }
 
 // TestNoSections: an empty module gains the type, import and global

@@ -42,7 +42,8 @@ func FuzzInstrument(f *testing.F) {
 	f.Cleanup(func() { rt.Close(ctx) })
 
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		out, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: 1 << 16})
+		// The depth limit varies with the input (0 turns it off).
+		out, err := fuel.Instrument(wasm, fuel.Options{MaxTableElems: 1 << 16, MaxCallDepth: uint32(len(wasm) % 3 * 1000)})
 		if err != nil {
 			var fe *fuel.Error
 			if !errors.As(err, &fe) {

@@ -121,8 +121,14 @@ func refillFunc(amount int64, calls *int64) func(context.Context) int64 {
 	}
 }
 
-// newRuntime returns a compiler runtime with the fuel host module. Tail
-// calls are enabled on top of WebAssembly 2.0 for tailcall.wat.
+// errTooDeep is what the test too_deep function panics with.
+var errTooDeep = errors.New("call depth limit exceeded")
+
+func tooDeep(context.Context) { panic(errTooDeep) }
+
+// newRuntime returns a compiler runtime with the fuel host module: refill,
+// and too_deep, which panics with errTooDeep. Tail calls are enabled on top
+// of WebAssembly 2.0 for tailcall.wat.
 func newRuntime(tb testing.TB, closeOnDone bool, refill func(context.Context) int64) wazero.Runtime {
 	tb.Helper()
 	ctx := context.Background()
@@ -134,6 +140,7 @@ func newRuntime(tb testing.TB, closeOnDone bool, refill func(context.Context) in
 	if refill != nil {
 		_, err := rt.NewHostModuleBuilder(fuel.ImportModule).
 			NewFunctionBuilder().WithFunc(refill).Export(fuel.RefillName).
+			NewFunctionBuilder().WithFunc(tooDeep).Export(fuel.TooDeepName).
 			Instantiate(ctx)
 		if err != nil {
 			tb.Fatal(err)
@@ -157,14 +164,30 @@ func instantiate(tb testing.TB, rt wazero.Runtime, wasm []byte) api.Module {
 	return mod
 }
 
-// instrument is fuel.Instrument that fails the test on error.
-func instrument(tb testing.TB, wasm []byte) []byte {
+// instrument is fuel.Instrument that fails the test on error; opts are
+// fuel.Options{} unless given.
+func instrument(tb testing.TB, wasm []byte, opts ...fuel.Options) []byte {
 	tb.Helper()
-	out, err := fuel.Instrument(wasm, fuel.Options{})
+	var o fuel.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	out, err := fuel.Instrument(wasm, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+// optionSets are the ways of instrumenting that the equivalence tests
+// compare with the original: fuel only, and fuel with a call depth limit
+// that the test guests stay within.
+var optionSets = []struct {
+	name string
+	opts fuel.Options
+}{
+	{"fuel", fuel.Options{}},
+	{"depth", fuel.Options{MaxCallDepth: 10_000}},
 }
 
 // call calls an exported function and returns its first result.

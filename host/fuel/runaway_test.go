@@ -34,23 +34,25 @@ const maxStopLatency = 50 * time.Millisecond
 func TestStopsRunaways(t *testing.T) {
 	for _, amount := range []int64{10_000, 1_000_000} {
 		for _, g := range runaways {
-			t.Run(g.name+"/"+itoa(amount), func(t *testing.T) {
-				var refills int64
-				rt := newRuntime(t, false, refillFunc(amount, &refills))
-				mod := instantiate(t, rt, instrument(t, wat(t, g.wat)))
-				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-				defer cancel()
-				deadline, _ := ctx.Deadline()
-				_, err := mod.ExportedFunction(g.export).Call(ctx, g.params...)
-				late := time.Since(deadline)
-				if !errors.Is(err, errDeadline) {
-					t.Fatalf("err = %v, want the refill function's trap", err)
-				}
-				t.Logf("stopped %v after the deadline; %d refills of %d", late.Round(time.Microsecond), refills, amount)
-				if late > maxStopLatency {
-					t.Errorf("stopped %v after the deadline, more than %v", late, maxStopLatency)
-				}
-			})
+			for _, o := range optionSets {
+				t.Run(g.name+"/"+itoa(amount)+"/"+o.name, func(t *testing.T) {
+					var refills int64
+					rt := newRuntime(t, false, refillFunc(amount, &refills))
+					mod := instantiate(t, rt, instrument(t, wat(t, g.wat), o.opts))
+					ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+					defer cancel()
+					deadline, _ := ctx.Deadline()
+					_, err := mod.ExportedFunction(g.export).Call(ctx, g.params...)
+					late := time.Since(deadline)
+					if !errors.Is(err, errDeadline) {
+						t.Fatalf("err = %v, want the refill function's trap", err)
+					}
+					t.Logf("stopped %v after the deadline; %d refills of %d", late.Round(time.Microsecond), refills, amount)
+					if late > maxStopLatency {
+						t.Errorf("stopped %v after the deadline, more than %v", late, maxStopLatency)
+					}
+				})
+			}
 		}
 	}
 }

@@ -89,6 +89,14 @@ func (w *rewriter) flush() {
 	w.mark = w.r.pos
 }
 
+// cut copies the input up to pos (not yet consumed by the writer) and
+// returns the length of the output, the position of pos in it.
+func (w *rewriter) cut(pos int) int {
+	w.out = append(w.out, w.r.buf[w.mark:pos]...)
+	w.mark = pos
+	return len(w.out)
+}
+
 // funcIndex reads a function index of the original module and writes its
 // new index.
 func (w *rewriter) funcIndex(m *module) *Error {
@@ -161,10 +169,13 @@ func endOf(r *reader) *Error {
 	return nil
 }
 
-// typeSection appends the refill type () -> i64.
+// typeSection appends the refill type () -> i64 and, with MaxCallDepth, the
+// too_deep type () -> () and the block types of calling functions with
+// several results (see blockTypesFor).
 func (m *module) typeSection(r *reader) ([]byte, *Error) {
 	var n uint32
 	var entries []byte
+	var results [][]byte // result types of each type, one byte each
 	if r != nil {
 		var err *Error
 		if n, err = r.count(3); err != nil {
@@ -194,12 +205,16 @@ func (m *module) typeSection(r *reader) ([]byte, *Error) {
 			if err != nil {
 				return nil, err
 			}
+			resStart := r.pos
 			for j := uint32(0); j < nr; j++ {
 				if err := r.valType(); err != nil {
 					return nil, err
 				}
 			}
 			m.typeParams = append(m.typeParams, np)
+			if m.depthLimit() {
+				results = append(results, r.buf[resStart:r.pos])
+			}
 		}
 		if err := endOf(r); err != nil {
 			return nil, err
@@ -207,9 +222,64 @@ func (m *module) typeSection(r *reader) ([]byte, *Error) {
 		entries = r.buf[start:]
 	}
 	m.refillType = n
-	out := appendU32(make([]byte, 0, len(entries)+8), n+1)
+	if !m.depthLimit() {
+		out := appendU32(make([]byte, 0, len(entries)+8), n+1)
+		out = append(out, entries...)
+		return append(out, 0x60, 0x00, 0x01, typeI64), nil
+	}
+	m.tooDeepType = n + 1
+	extra, added := m.blockTypesFor(results, n+2)
+	out := appendU32(make([]byte, 0, len(entries)+len(extra)+16), n+2+added)
 	out = append(out, entries...)
-	return append(out, 0x60, 0x00, 0x01, typeI64), nil
+	out = append(out, 0x60, 0x00, 0x01, typeI64) // refill
+	out = append(out, 0x60, 0x00, 0x00)          // too_deep
+	return append(out, extra...), nil
+}
+
+// blockTypesFor fills m.blockTypes: for each type, the block type of the
+// block that wraps the body of a function of that type. Such a block takes
+// no parameters and has the function's results: empty, a value type, or for
+// several results the index of a function type without parameters and with
+// the same results. A type with params cannot serve (a block would take its
+// parameters from the operand stack), so for those an existing parameterless
+// type with the same results is reused or a new one is created at index
+// next, next+1, ...; extra holds the new type entries.
+func (m *module) blockTypesFor(results [][]byte, next uint32) (extra []byte, added uint32) {
+	m.blockTypes = make([]int64, len(results))
+	var byResults map[string]uint32
+	for i, res := range results {
+		if len(res) > 1 && m.typeParams[i] == 0 {
+			if byResults == nil {
+				byResults = make(map[string]uint32)
+			}
+			if _, ok := byResults[string(res)]; !ok {
+				byResults[string(res)] = uint32(i)
+			}
+		}
+	}
+	for i, res := range results {
+		switch len(res) {
+		case 0:
+			m.blockTypes[i] = int64(blockEmpty) - 0x80
+		case 1:
+			m.blockTypes[i] = int64(res[0]) - 0x80 // value types encode as negative s33
+		default:
+			idx, ok := byResults[string(res)]
+			if !ok {
+				if byResults == nil {
+					byResults = make(map[string]uint32)
+				}
+				idx = next + added
+				added++
+				byResults[string(res)] = idx
+				extra = append(extra, 0x60, 0x00)
+				extra = appendU32(extra, uint32(len(res)))
+				extra = append(extra, res...)
+			}
+			m.blockTypes[i] = int64(idx)
+		}
+	}
+	return extra, added
 }
 
 // importSection rejects imports from ImportModule, checks imported tables,
@@ -289,12 +359,20 @@ func (m *module) importSection(r *reader) ([]byte, *Error) {
 		entries = r.buf[start:]
 	}
 	m.refillFunc = m.funcImports
-	out := appendU32(make([]byte, 0, len(entries)+32), n+1)
+	out := appendU32(make([]byte, 0, len(entries)+64), n+m.shift)
 	out = append(out, entries...)
 	out = appendName(out, ImportModule)
 	out = appendName(out, RefillName)
 	out = append(out, 0x00)
-	return appendU32(out, m.refillType), nil
+	out = appendU32(out, m.refillType)
+	if m.depthLimit() {
+		m.tooDeepFunc = m.funcImports + 1
+		out = appendName(out, ImportModule)
+		out = appendName(out, TooDeepName)
+		out = append(out, 0x00)
+		out = appendU32(out, m.tooDeepType)
+	}
+	return out, nil
 }
 
 func (m *module) mutability(r *reader) *Error {
@@ -443,7 +521,8 @@ func (m *module) memorySection(r *reader) ([]byte, *Error) {
 }
 
 // globalSection rewrites ref.func in initializers and appends the fuel
-// global: (global (mut i64) (i64.const 0)).
+// global: (global (mut i64) (i64.const 0)) and, with MaxCallDepth, the depth
+// global: (global (mut i64) (i64.const MaxCallDepth)).
 func (m *module) globalSection(r *reader) ([]byte, *Error) {
 	var n uint32
 	w := &rewriter{r: r}
@@ -454,7 +533,7 @@ func (m *module) globalSection(r *reader) ([]byte, *Error) {
 		}
 		m.globals += n
 		w.mark = r.pos
-		w.out = appendU32(make([]byte, 0, len(r.buf)+16), n+1)
+		w.out = appendU32(make([]byte, 0, len(r.buf)+32), n+m.shift)
 		for i := uint32(0); i < n; i++ {
 			if err := r.valType(); err != nil {
 				return nil, err
@@ -471,10 +550,17 @@ func (m *module) globalSection(r *reader) ([]byte, *Error) {
 		}
 		w.flush()
 	} else {
-		w.out = appendU32(nil, 1)
+		w.out = appendU32(nil, m.shift)
 	}
 	m.fuelGlobal = m.globals
-	return append(w.out, typeI64, 0x01, opI64Const, 0x00, opEnd), nil
+	w.out = append(w.out, typeI64, 0x01, opI64Const, 0x00, opEnd)
+	if m.depthLimit() {
+		m.depthGlobal = m.globals + 1
+		w.out = append(w.out, typeI64, 0x01, opI64Const)
+		w.out = appendS64(w.out, int64(m.opts.MaxCallDepth))
+		w.out = append(w.out, opEnd)
+	}
+	return w.out, nil
 }
 
 // exportSection remaps exported functions; an export of a global beyond the

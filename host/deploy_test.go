@@ -205,6 +205,12 @@ func TestHardInstanceLimit(t *testing.T) {
 		t.Errorf("second instance while the only one is busy: %v", err)
 	}
 	<-done
+	// The busy object's loop puts its instance in the idle set (evictable) right after answering.
+	for deadline := time.Now().Add(30 * time.Second); waiting(rt, c, "busy"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy object did not become idle")
+		}
+	}
 	if got := mustDo(t, c, "other", "/incr"); got != "1" {
 		t.Errorf("once the busy one is idle (evictable): %q", got)
 	}

@@ -84,7 +84,7 @@ func TestGCWhileRunaway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	wat(t, "runaway") // skip here, not in the child, if wasm-as is missing
+	wat(t, "runaway") // fail here, not in the child, if wasm-as is missing
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestGCWhileRunaway$", "-test.v")

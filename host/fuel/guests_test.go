@@ -41,9 +41,9 @@ func TestMain(m *testing.M) {
 var builds sync.Map // string -> *build
 
 type build struct {
-	once sync.Once
-	wasm []byte
-	err  error
+	once    sync.Once
+	wasm    []byte
+	err     error
 	missing string
 }
 

@@ -6,7 +6,6 @@ package host
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -302,8 +301,6 @@ type Class struct {
 type classModule struct {
 	cm       wazero.CompiledModule
 	limits   ClassLimits
-	source   string
-	sha256   [32]byte
 	hasAlarm bool // the module exports dowasm_alarm
 	// the module exports dowasm_ws_close / dowasm_ws_error (a socket's end wakes the object only
 	// if it handles it)
@@ -362,10 +359,6 @@ func (c *Class) Namespace() *id.Namespace { return c.ns }
 
 // Limits returns the limits of the class's current module.
 func (c *Class) Limits() ClassLimits { return c.cur.Load().limits }
-
-// ModuleSHA256 is the hash of the module the class currently runs (as deployed, before
-// instrumentation).
-func (c *Class) ModuleSHA256() [32]byte { return c.cur.Load().sha256 }
 
 // acquireModule returns the current module for a new instance, counting the instance.
 func (c *Class) acquireModule() *classModule {
@@ -426,7 +419,7 @@ func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte,
 		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
 	}
 	exports := cm.ExportedFunctions()
-	m := &classModule{cm: cm, limits: l, source: source, sha256: sha256.Sum256(wasm)}
+	m := &classModule{cm: cm, limits: l}
 	_, m.hasAlarm = exports["dowasm_alarm"]
 	_, m.hasWSClose = exports["dowasm_ws_close"]
 	_, m.hasWSError = exports["dowasm_ws_error"]

@@ -198,34 +198,60 @@ func (h *wsHub) dropIfEmpty(key string) {
 	}
 }
 
-// closeAll ends every socket with 1001 (server shutdown) and waits up to ctx for the close
-// handshakes; no events are delivered.
-func (h *wsHub) closeAll(ctx context.Context) {
+// socketsWhere returns the open sockets of the sets keep selects.
+func (h *wsHub) socketsWhere(keep func(*socketSet) bool) []*Socket {
 	h.mu.Lock()
-	h.closed = true
+	defer h.mu.Unlock()
 	var all []*Socket
 	for _, set := range h.sets {
+		if !keep(set) {
+			continue
+		}
 		set.mu.Lock()
 		for _, s := range set.socks {
 			all = append(all, s)
 		}
 		set.mu.Unlock()
 	}
+	return all
+}
+
+// endQuietly ends s without an event and returns its connection (nil if it never connected or
+// had ended already), for the caller to close.
+func (s *Socket) endQuietly() *websocket.Conn {
+	if !s.markGone() {
+		return nil
+	}
+	s.rt.ws.remove(s, true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
+
+// markGone marks the socket ended, once: it drops what is queued and stops its pings. It
+// reports whether this call ended it.
+func (s *Socket) markGone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return false
+	}
+	s.gone = true
+	s.out, s.outBytes = nil, 0
+	s.stopPingLocked()
+	return true
+}
+
+// closeAll ends every socket with 1001 (server shutdown) and waits up to ctx for the close
+// handshakes; no events are delivered.
+func (h *wsHub) closeAll(ctx context.Context) {
+	h.mu.Lock()
+	h.closed = true
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	var conns []*websocket.Conn
-	for _, s := range all {
-		s.mu.Lock()
-		if s.gone {
-			s.mu.Unlock()
-			continue
-		}
-		s.gone = true
-		s.out, s.outBytes = nil, 0
-		s.stopPingLocked()
-		conn := s.conn
-		s.mu.Unlock()
-		h.remove(s, true)
+	for _, s := range h.socketsWhere(func(*socketSet) bool { return true }) {
+		conn := s.endQuietly()
 		if conn == nil {
 			continue
 		}
@@ -250,32 +276,8 @@ func (h *wsHub) closeAll(ctx context.Context) {
 // closeClass closes every socket of a class's objects with 1001 (the class was deleted); no
 // events follow.
 func (h *wsHub) closeClass(c *Class, reason string) {
-	h.mu.Lock()
-	var all []*Socket
-	for _, set := range h.sets {
-		if set.class != c {
-			continue
-		}
-		set.mu.Lock()
-		for _, s := range set.socks {
-			all = append(all, s)
-		}
-		set.mu.Unlock()
-	}
-	h.mu.Unlock()
-	for _, s := range all {
-		s.mu.Lock()
-		if s.gone {
-			s.mu.Unlock()
-			continue
-		}
-		s.gone = true
-		s.out, s.outBytes = nil, 0
-		s.stopPingLocked()
-		conn := s.conn
-		s.mu.Unlock()
-		h.remove(s, true)
-		if conn != nil {
+	for _, s := range h.socketsWhere(func(set *socketSet) bool { return set.class == c }) {
+		if conn := s.endQuietly(); conn != nil {
 			go conn.Close(websocket.StatusGoingAway, reason)
 		}
 	}
@@ -444,15 +446,9 @@ const (
 // (when its class handles that kind). It does not touch the connection. It reports whether this
 // call ended the socket.
 func (s *Socket) finish(kind endKind, code websocket.StatusCode, reason string, clean bool) bool {
-	s.mu.Lock()
-	if s.gone {
-		s.mu.Unlock()
+	if !s.markGone() {
 		return false
 	}
-	s.gone = true
-	s.out, s.outBytes = nil, 0
-	s.stopPingLocked()
-	s.mu.Unlock()
 	m := s.set.class.cur.Load()
 	handled := (kind == endClose && m.hasWSClose) || (kind == endError && m.hasWSError)
 	s.rt.ws.remove(s, !handled)

@@ -97,6 +97,26 @@ func (w *rewriter) cut(pos int) int {
 	return len(w.out)
 }
 
+// replaceLimits writes limits with a maximum (flags, min, max) in place of the
+// limits just consumed from start.
+func (w *rewriter) replaceLimits(start int, flags byte, min, max uint32) {
+	w.out = append(w.out, w.r.buf[w.mark:start]...)
+	w.out = append(w.out, flags)
+	w.out = appendU32(w.out, min)
+	w.out = appendU32(w.out, max)
+	w.mark = w.r.pos
+}
+
+// payload returns the rewritten section: the input itself when nothing was
+// replaced.
+func (w *rewriter) payload() []byte {
+	if w.out == nil {
+		return w.r.buf
+	}
+	w.flush()
+	return w.out
+}
+
 // funcIndex reads a function index of the original module and writes its
 // new index.
 func (w *rewriter) funcIndex(m *module) *Error {
@@ -453,11 +473,7 @@ func (m *module) tableSection(r *reader) ([]byte, *Error) {
 			return nil, err
 		}
 		if limit != 0 && (!hasMax || max > limit) && min <= limit {
-			w.out = append(w.out, r.buf[w.mark:start]...)
-			w.out = append(w.out, 0x01) // limits with a maximum
-			w.out = appendU32(w.out, min)
-			w.out = appendU32(w.out, limit)
-			w.mark = r.pos
+			w.replaceLimits(start, 0x01, min, limit)
 			max, hasMax = limit, true
 		}
 		if err := m.checkTable(off, fmt.Sprintf("table %d", m.tables), min, max, hasMax); err != nil {
@@ -468,11 +484,7 @@ func (m *module) tableSection(r *reader) ([]byte, *Error) {
 	if err := endOf(r); err != nil {
 		return nil, err
 	}
-	if w.out == nil {
-		return r.buf, nil
-	}
-	w.flush()
-	return w.out, nil
+	return w.payload(), nil
 }
 
 // memorySection gives each defined memory at most Options.MaxMemoryPages as its
@@ -503,21 +515,13 @@ func (m *module) memorySection(r *reader) ([]byte, *Error) {
 				Reason: fmt.Sprintf("memory %d needs at least %d pages of 64 KiB; the limit is %d pages", i, min, limit)}
 		}
 		if !hasMax || max > limit {
-			w.out = append(w.out, r.buf[w.mark:start]...)
-			w.out = append(w.out, flags|0x01) // keep the shared bit, add a maximum
-			w.out = appendU32(w.out, min)
-			w.out = appendU32(w.out, limit)
-			w.mark = r.pos
+			w.replaceLimits(start, flags|0x01, min, limit) // keep the shared bit
 		}
 	}
 	if err := endOf(r); err != nil {
 		return nil, err
 	}
-	if w.out == nil {
-		return r.buf, nil
-	}
-	w.flush()
-	return w.out, nil
+	return w.payload(), nil
 }
 
 // globalSection rewrites ref.func in initializers and appends the fuel

@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 		Durability:   dur,
 		IdleTimeout:  cfg.IdleTimeout,
 		EventTimeout: cfg.EventTimeout,
+		EventCPU:     cfg.EventCPU,
 		MaxQueue:     cfg.MaxQueue,
 		MaxInstances: cfg.MaxInstances,
 		Logger:       log,

@@ -154,7 +154,7 @@ func deployCommand() *ucli.Command {
 			serverFlag, tokenFlag,
 			&ucli.StringFlag{Name: "name", Required: true, Usage: "class name"},
 			&ucli.StringFlag{Name: "toolchain", Usage: "for a source directory: go, tinygo or rust (default from its files)"},
-			&ucli.StringSliceFlag{Name: "limit", Usage: "a class limit as key=value (memory_pages, table_elems, event_timeout_ms, storage_bytes, max_queue, max_body_size); repeatable"},
+			&ucli.StringSliceFlag{Name: "limit", Usage: "a class limit as key=value (memory_pages, table_elems, event_timeout_ms, event_cpu_ms, storage_bytes, max_queue, max_body_size); repeatable"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {

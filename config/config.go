@@ -21,7 +21,8 @@ import (
 //	listen: 127.0.0.1:8080
 //	data: ./data
 //	idle_timeout: 10s
-//	event_timeout: 30s
+//	event_timeout: 30s        # run time of one event, waits included
+//	event_cpu: 10s            # CPU time of one event (default: no limit besides event_timeout)
 //	durability: full          # or relaxed
 //	alarm_horizon: 87600h     # how far ahead an alarm may be set (default 10 years)
 //	alarm_concurrency: 64     # alarm events running at once (default 64)
@@ -43,6 +44,7 @@ type File struct {
 	Data         string  `yaml:"data"`
 	IdleTimeout  string  `yaml:"idle_timeout"`
 	EventTimeout string  `yaml:"event_timeout"`
+	EventCPU     string  `yaml:"event_cpu"`
 	Durability   string  `yaml:"durability"`
 	MaxQueue     int     `yaml:"max_queue"`
 	MaxInstances int     `yaml:"max_instances"`
@@ -82,6 +84,7 @@ type Config struct {
 	Data         string
 	IdleTimeout  time.Duration
 	EventTimeout time.Duration
+	EventCPU     time.Duration // 0: no CPU limit besides EventTimeout
 	Relaxed      bool
 	MaxQueue     int
 	MaxInstances int
@@ -172,6 +175,9 @@ func Parse(path string, b []byte) (*Config, error) {
 		return nil, err
 	}
 	if c.EventTimeout, err = dur("event_timeout", f.EventTimeout, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if c.EventCPU, err = dur("event_cpu", f.EventCPU, 0); err != nil {
 		return nil, err
 	}
 	switch f.Durability {

@@ -31,7 +31,7 @@ func TestLoadValid(t *testing.T) {
 	if c.Classes[0].Source != filepath.Join(filepath.Dir(p), "src") || !filepath.IsAbs(c.Classes[1].Module) {
 		t.Fatalf("paths not anchored at the config file: %+v", c.Classes)
 	}
-	if c.EventTimeout != 30*time.Second || c.Data != filepath.Join(filepath.Dir(p), "data") {
+	if c.EventTimeout != 30*time.Second || c.EventCPU != 0 || c.Data != filepath.Join(filepath.Dir(p), "data") {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -49,6 +49,7 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		{"classes:\n  - name: a\n    source: nowhere\n", ":3: classes[0].source:"},
 		{"classes:\n  - name: a\n    module: a\n    toolchain: cobol\n", ":4: classes[0].toolchain: \"cobol\" is not supported"},
 		{"alarm_horizon: -1h\nclasses:\n  - name: c\n    module: a\n", ":1: alarm_horizon: \"-1h\" is not a positive duration"},
+		{"event_cpu: 0s\nclasses:\n  - name: c\n    module: a\n", ":1: event_cpu: \"0s\" is not a positive duration"},
 		{"classes:\n  - name: c\n    module: a\nalarm_concurrency: -2\n", ":4: alarm_concurrency: must be positive"},
 		{"", "at least one class is required"},
 		{"classes: [\n", "yaml:"},

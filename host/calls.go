@@ -146,6 +146,9 @@ func (in *instance) callObject(targetEnc []byte, ev *event) (eventResult, *callE
 		}
 		return eventResult{}, &callError{abi.EventCancelled, err.Error()}
 	}
+	// The wait is the callee's time, not ours: our CPU meter stops (and frees its thread).
+	cur.cpu.pause()
+	defer cur.cpu.resume()
 	select {
 	case res := <-ev.done:
 		if res.err != nil {

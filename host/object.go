@@ -87,8 +87,13 @@ type event struct {
 	alarmRetry   int
 	alarmDeleted bool
 	rpcResult    []byte
-	sock         *Socket // accepted by ws_accept
-	endSock      *Socket // the ended socket of a close or error event
+	// the CPU the event has used and may use (0: no CPU limit, the event timeout only);
+	// cpuExceeded is set by refill as it stops the guest for it
+	cpu         cpuMeter
+	cpuLimit    time.Duration
+	cpuExceeded bool
+	sock        *Socket // accepted by ws_accept
+	endSock     *Socket // the ended socket of a close or error event
 }
 
 // registry maps object keys to their loops. It is sharded so that different objects rarely
@@ -496,9 +501,11 @@ func (o *object) runEvent(db *storage.DB, ev *event) error {
 // first write), rolled back and the instance discarded if fn fails.
 func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error {
 	r := o.class.rt
-	ctx, cancel := r.eventContext(ev, o.class.cur.Load().limits.EventTimeout)
+	limits := o.class.cur.Load().limits
+	ctx, cancel := r.eventContext(ev, limits.EventTimeout)
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
+	ev.cpu, ev.cpuLimit, ev.cpuExceeded = cpuMeter{on: limits.EventCPU > 0}, limits.EventCPU, false
 	mark := o.ws.mark()
 	err := fn()
 	if err == nil && ev.storageErr != nil {
@@ -655,13 +662,16 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 // error naming what happened.
 func (in *instance) call(ev *event, f api.Function, what string, args ...uint64) error {
 	in.ev, in.errMsg = ev, ""
-	defer func() { in.ev = nil }()
+	ev.cpu.resume()
+	defer func() { ev.cpu.pause(); in.ev = nil }()
 	stack := in.stack[:]
 	copy(stack, args)
 	ctx := contextWithValues{Context: ev.ctx, vals: in.ctxVal}
 	if err := f.CallWithStack(ctx, stack); err != nil {
 		dl, hasDL := ev.ctx.Deadline()
 		switch {
+		case ev.cpuExceeded:
+			return fmt.Errorf("%s exceeded the CPU time limit of %s per event (used %s)", what, ev.cpuLimit, ev.cpu.total().Round(time.Microsecond))
 		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded) || (hasDL && !time.Now().Before(dl)):
 			// (refill compares the clock with the deadline, so the context's own timer may not
 			// have fired yet)

@@ -37,8 +37,14 @@ type Config struct {
 	Durability storage.Durability
 	// IdleTimeout evicts an object's instance after this long without events. Default 10s.
 	IdleTimeout time.Duration
-	// EventTimeout bounds one event (init included). Default 30s.
+	// EventTimeout bounds one event's run time, its waits included (init included). Default 30s.
 	EventTimeout time.Duration
+	// EventCPU bounds the CPU time of one event: the time its thread spends in guest code and
+	// host functions, init included, not its waits for other objects, the disk or a scheduler
+	// slot (so a busy machine does not make a guest fail). A guest past it is stopped within
+	// about a millisecond of compute with "exceeded the CPU time limit". Default 0: no limit
+	// besides EventTimeout. Measured with the thread CPU clock (Linux, macOS).
+	EventCPU time.Duration
 	// MaxQueue bounds the events waiting for one object; more are refused. Default 1024.
 	MaxQueue int
 	// MaxBatch bounds the events that share one commit. Default 128.
@@ -319,6 +325,9 @@ type ClassLimits struct {
 	TableElems uint32
 	// EventTimeout bounds one event's run time (CPU and waits), init included.
 	EventTimeout time.Duration
+	// EventCPU bounds the CPU time one event may use (guest code and host functions, init
+	// included; not its waits for calls to other objects); 0 takes the runtime's EventCPU.
+	EventCPU time.Duration
 	// StorageBytes bounds each object's database (SQLite max_page_count); 0: unbounded. A write
 	// past it fails the event with "storage limit reached".
 	StorageBytes int64
@@ -338,6 +347,9 @@ func (r *Runtime) resolve(l ClassLimits) ClassLimits {
 	}
 	if l.EventTimeout <= 0 {
 		l.EventTimeout = r.cfg.EventTimeout
+	}
+	if l.EventCPU <= 0 {
+		l.EventCPU = r.cfg.EventCPU
 	}
 	if l.StorageBytes < 0 {
 		l.StorageBytes = 0
@@ -668,6 +680,27 @@ const fuelGrant = 1 << 20
 // event's context, not from this value).
 var errDeadline = errors.New("event deadline passed")
 
+// errCPULimit aborts a guest past its event's CPU time limit (reported from the event).
+var errCPULimit = errors.New("event CPU time limit exceeded")
+
+// enforceLimits stops the guest running under ctx (by panicking, which wazero turns into an
+// error for the host's call into the guest) once its event's deadline has passed, the event was
+// cancelled (shutdown) or it has used more CPU than its limit. Refill calls it, and so does every
+// host function: a guest looping over slow host calls runs many of them per fuel grant.
+func enforceLimits(ctx context.Context) {
+	// The timer behind ctx.Err() needs a free scheduler slot to fire; comparing the clock with
+	// the deadline does not.
+	if dl, ok := ctx.Deadline(); (ok && !time.Now().Before(dl)) || ctx.Err() != nil {
+		panic(errDeadline)
+	}
+	if in, _ := ctx.Value(instanceKey{}).(*instance); in != nil && in.ev != nil {
+		if ev := in.ev; ev.cpuLimit > 0 && ev.cpu.exceeds(ev.cpuLimit) {
+			ev.cpuExceeded = true
+			panic(errCPULimit)
+		}
+	}
+}
+
 // instantiateFuelModule provides the functions that instrumented guests call: refill whenever
 // their fuel runs out, which traps the guest once its event's deadline has passed or the event was
 // cancelled (shutdown) and otherwise grants more fuel; and too_deep when a call would exceed
@@ -678,11 +711,7 @@ func instantiateFuelModule(ctx context.Context, rt wazero.Runtime, maxDepth uint
 	_, err := rt.NewHostModuleBuilder(fuel.ImportModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-			// The timer behind ctx.Err() needs a free scheduler slot to fire; comparing the
-			// clock with the deadline does not.
-			if dl, ok := ctx.Deadline(); (ok && !time.Now().Before(dl)) || ctx.Err() != nil {
-				panic(errDeadline)
-			}
+			enforceLimits(ctx)
 			stack[0] = fuelGrant
 		}), nil, []api.ValueType{api.ValueTypeI64}).
 		Export(fuel.RefillName).

@@ -125,6 +125,7 @@ func (s *Server) startTenant(ctx context.Context, name string, l Limits) (*tenan
 		Durability:        s.cfg.Durability,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		EventTimeout:      time.Duration(l.EventTimeoutMs) * time.Millisecond,
+		EventCPU:          time.Duration(l.EventCPUMs) * time.Millisecond,
 		MaxQueue:          l.MaxQueue,
 		MaxInstances:      l.MaxInstances,
 		HardInstanceLimit: true,
@@ -152,6 +153,7 @@ func hostLimits(l Limits) host.ClassLimits {
 		MemoryPages:  l.MemoryPages,
 		TableElems:   l.TableElems,
 		EventTimeout: time.Duration(l.EventTimeoutMs) * time.Millisecond,
+		EventCPU:     time.Duration(l.EventCPUMs) * time.Millisecond,
 		StorageBytes: l.StorageBytes,
 		MaxQueue:     l.MaxQueue,
 		MaxBodySize:  l.MaxBodySize,
@@ -302,16 +304,30 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "limits": l})
-	case strings.HasPrefix(rest, "tenants/") && strings.HasSuffix(rest, "/tokens") && r.Method == http.MethodPost:
-		name := strings.TrimSuffix(strings.TrimPrefix(rest, "tenants/"), "/tokens")
-		s.mu.RLock()
-		t := s.tenants[name]
-		s.mu.RUnlock()
-		if t == nil {
-			fail(w, http.StatusNotFound, "no tenant %q", name)
-			return
-		}
-		tok, err := s.store.newToken(name)
+	case strings.HasPrefix(rest, "tenants/") && strings.Contains(rest, "/tokens"):
+		s.serveTokens(w, r, strings.TrimPrefix(rest, "tenants/"))
+	default:
+		fail(w, http.StatusNotFound, "unknown admin endpoint %s %s (have: %s)", r.Method, r.URL.Path, adminEndpoints)
+	}
+}
+
+const adminEndpoints = "GET/POST /_admin/tenants, GET/POST /_admin/tenants/<name>/tokens, DELETE /_admin/tenants/<name>/tokens/<id>"
+
+// serveTokens creates (POST .../tokens: the token is shown once), lists (GET .../tokens: IDs and
+// creation times only) and revokes (DELETE .../tokens/<id>: at once, for every later request) a
+// tenant's tokens. rest is "<tenant>/tokens[/<id>]".
+func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request, rest string) {
+	name, sub, _ := strings.Cut(rest, "/tokens")
+	s.mu.RLock()
+	t := s.tenants[name]
+	s.mu.RUnlock()
+	if t == nil {
+		fail(w, http.StatusNotFound, "no tenant %q", name)
+		return
+	}
+	switch {
+	case sub == "" && r.Method == http.MethodPost:
+		tok, id, err := s.store.newToken(name)
 		if err != nil {
 			fail(w, http.StatusInternalServerError, "%v", err)
 			return
@@ -319,9 +335,31 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.tokens[sha256.Sum256([]byte(tok))] = name
 		s.mu.Unlock()
-		writeJSON(w, http.StatusCreated, map[string]string{"tenant": name, "token": tok})
+		writeJSON(w, http.StatusCreated, map[string]string{"tenant": name, "token": tok, "id": id})
+	case sub == "" && r.Method == http.MethodGet:
+		toks, err := s.store.tokens(name)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"tenant": name, "tokens": toks})
+	case strings.HasPrefix(sub, "/") && r.Method == http.MethodDelete:
+		id := sub[1:]
+		h, found, err := s.store.revokeToken(name, id)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		if !found {
+			fail(w, http.StatusNotFound, "tenant %q has no token %q (GET /_admin/tenants/%s/tokens lists their IDs)", name, id, name)
+			return
+		}
+		s.mu.Lock()
+		delete(s.tokens, h)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
 	default:
-		fail(w, http.StatusNotFound, "unknown admin endpoint %s %s (have: GET/POST /_admin/tenants, POST /_admin/tenants/<name>/tokens)", r.Method, r.URL.Path)
+		fail(w, http.StatusNotFound, "unknown admin endpoint %s %s (have: %s)", r.Method, r.URL.Path, adminEndpoints)
 	}
 }
 
@@ -336,6 +374,9 @@ func (l Limits) orDefaults() Limits {
 	}
 	if l.EventTimeoutMs == 0 {
 		l.EventTimeoutMs = d.EventTimeoutMs
+	}
+	if l.EventCPUMs == 0 {
+		l.EventCPUMs = d.EventCPUMs
 	}
 	if l.StorageBytes == 0 {
 		l.StorageBytes = d.StorageBytes
@@ -400,7 +441,7 @@ func (s *Server) serveClasses(w http.ResponseWriter, r *http.Request, t *tenant)
 }
 
 // limitParams are the query parameters of a deploy, by Limits field.
-var limitParams = []string{"memory_pages", "table_elems", "event_timeout_ms", "storage_bytes", "max_queue", "max_body_size"}
+var limitParams = []string{"memory_pages", "table_elems", "event_timeout_ms", "event_cpu_ms", "storage_bytes", "max_queue", "max_body_size"}
 
 func parseLimits(r *http.Request) (Limits, error) {
 	var l Limits
@@ -436,6 +477,9 @@ func parseLimits(r *http.Request) (Limits, error) {
 	}
 	l.TableElems = uint32(n)
 	if l.EventTimeoutMs, err = get("event_timeout_ms", 64); err != nil {
+		return l, err
+	}
+	if l.EventCPUMs, err = get("event_cpu_ms", 64); err != nil {
 		return l, err
 	}
 	if l.StorageBytes, err = get("storage_bytes", 64); err != nil {

@@ -186,6 +186,11 @@ func TestClassAPIAndRestart(t *testing.T) {
 	e.expect("PUT", "/_api/classes/p?event_timeout_ms=99999", tok, probe, 201, `"event_timeout_ms":5000`)
 	e.expect("PUT", "/_api/classes/q?event_timeout_ms=200", tok, probe, 201, `"event_timeout_ms":200`)
 	e.expect("POST", "/q/o/loop", tok, nil, 500, "exceeded the event time limit of 200ms")
+	// CPU per event: the tenant's default (5 s), or less for a class; a class computing past it
+	// is stopped with the CPU limit named, while its event timeout is still far away.
+	e.expect("PUT", "/_api/classes/r?event_cpu_ms=150", tok, probe, 201, `"event_cpu_ms":150`)
+	e.expect("POST", "/r/o/sleep?ms=3000", tok, nil, 500, "fetch exceeded the CPU time limit of 150ms per event")
+	e.expect("GET", "/_api/classes", tok, nil, 200, `"event_cpu_ms":5000`)
 	// The tenant's body limit.
 	e.expect("POST", "/p/o/incr", tok, bytes.Repeat([]byte("x"), 2000), 413, "request body exceeds 1024 bytes")
 
@@ -206,12 +211,73 @@ func TestClassAPIAndRestart(t *testing.T) {
 	e = start(t, data)
 	e.expect("POST", "/c/o/increment", tok, nil, 200, "12")
 	e.expect("POST", "/q/o/loop", tok, nil, 500, "200ms")
+	e.expect("POST", "/r/o/sleep?ms=3000", tok, nil, 500, "CPU time limit of 150ms")
 	e.expect("POST", "/p/o/incr", tok, nil, 404, "")
 	got := e.expect("GET", "/_admin/tenants", adminToken, nil, 200, `"name":"gamma"`)
-	if !strings.Contains(got, `"classes":["c","q"]`) {
+	if !strings.Contains(got, `"classes":["c","q","r"]`) {
 		t.Errorf("admin listing after restart: %s", got)
 	}
 	e.expect("POST", "/_admin/tenants", adminToken, []byte(`{"name":"gamma"}`), 409, "already exists")
 	e.expect("POST", "/_admin/tenants", adminToken, []byte(`{"name":"Gamma!"}`), 400, "tenant name")
 	e.expect("POST", "/_admin/tenants/nobody/tokens", adminToken, nil, 404, "no tenant")
+}
+
+// Tokens are listed by ID (never by value) and revoked at once; a revocation survives a
+// restart and touches neither the tenant's other tokens nor its data.
+func TestTokenRevocation(t *testing.T) {
+	data := t.TempDir()
+	e := start(t, data)
+	counter := module(t, "examples/counter/go")
+	old := e.newTenant("delta", "")
+	got := e.expect("POST", "/_admin/tenants/delta/tokens", adminToken, nil, 201, `"id":"`)
+	var fresh struct{ Token, ID string }
+	if err := json.Unmarshal([]byte(got), &fresh); err != nil || fresh.ID == "" {
+		t.Fatalf("new token: %s (%v)", got, err)
+	}
+	e.expect("PUT", "/_api/classes/counter", old, counter, 201, "")
+	e.expect("POST", "/counter/x/increment", old, nil, 200, "1")
+
+	list := e.expect("GET", "/_admin/tenants/delta/tokens", adminToken, nil, 200, `"id":"`+fresh.ID+`"`)
+	var toks struct {
+		Tokens []struct{ ID string }
+	}
+	json.Unmarshal([]byte(list), &toks)
+	if len(toks.Tokens) != 2 || strings.Contains(list, "dwt_") {
+		t.Fatalf("token listing: %s (want 2 IDs, no token values)", list)
+	}
+	oldID := toks.Tokens[0].ID
+	if oldID == fresh.ID {
+		oldID = toks.Tokens[1].ID
+	}
+	e.expect("GET", "/_admin/tenants/delta/tokens", old, nil, 401, "admin token") // tenants cannot list
+
+	e.expect("DELETE", "/_admin/tenants/delta/tokens/"+oldID, adminToken, nil, 204, "")
+	e.expect("POST", "/counter/x/increment", old, nil, 401, "invalid bearer token")
+	e.expect("GET", "/_api/classes", old, nil, 401, "invalid bearer token")
+	e.expect("POST", "/counter/x/increment", fresh.Token, nil, 200, "2")
+	e.expect("DELETE", "/_admin/tenants/delta/tokens/"+oldID, adminToken, nil, 404, "has no token")
+	e.expect("DELETE", "/_admin/tenants/delta/tokens/zz", adminToken, nil, 404, "has no token")
+	e.expect("DELETE", "/_admin/tenants/nobody/tokens/"+fresh.ID, adminToken, nil, 404, "no tenant")
+	// Another tenant's token ID does not revoke anything here.
+	other := e.newTenant("epsilon", "")
+	e.expect("DELETE", "/_admin/tenants/delta/tokens/"+idOf(t, e, "epsilon"), adminToken, nil, 404, "has no token")
+	e.expect("GET", "/_api/classes", other, nil, 200, "")
+
+	e.stop()
+	e = start(t, data)
+	e.expect("POST", "/counter/x/increment", old, nil, 401, "invalid bearer token")
+	e.expect("POST", "/counter/x/increment", fresh.Token, nil, 200, "3")
+}
+
+// idOf returns the ID of the tenant's only token.
+func idOf(t *testing.T, e *env, tenant string) string {
+	t.Helper()
+	var toks struct {
+		Tokens []struct{ ID string }
+	}
+	json.Unmarshal([]byte(e.expect("GET", "/_admin/tenants/"+tenant+"/tokens", adminToken, nil, 200, "")), &toks)
+	if len(toks.Tokens) != 1 {
+		t.Fatalf("%s has %d tokens", tenant, len(toks.Tokens))
+	}
+	return toks.Tokens[0].ID
 }

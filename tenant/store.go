@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,8 @@ import (
 type Limits struct {
 	MemoryPages    uint32 `json:"memory_pages,omitempty"`     // 64 KiB pages per instance
 	TableElems     uint32 `json:"table_elems,omitempty"`      // elements per table
-	EventTimeoutMs int64  `json:"event_timeout_ms,omitempty"` // run time per event
+	EventTimeoutMs int64  `json:"event_timeout_ms,omitempty"` // run time per event, waits included
+	EventCPUMs     int64  `json:"event_cpu_ms,omitempty"`     // CPU time per event
 	StorageBytes   int64  `json:"storage_bytes,omitempty"`    // database size per object
 	MaxQueue       int    `json:"max_queue,omitempty"`        // events waiting per object
 	MaxBodySize    int64  `json:"max_body_size,omitempty"`    // request body
@@ -50,6 +52,7 @@ func (l Limits) within(t Limits) Limits {
 		MemoryPages:    lo32(l.MemoryPages, t.MemoryPages),
 		TableElems:     lo32(l.TableElems, t.TableElems),
 		EventTimeoutMs: lo64(l.EventTimeoutMs, t.EventTimeoutMs),
+		EventCPUMs:     lo64(l.EventCPUMs, t.EventCPUMs),
 		StorageBytes:   lo64(l.StorageBytes, t.StorageBytes),
 		MaxQueue:       int(lo64(int64(l.MaxQueue), int64(t.MaxQueue))),
 		MaxBodySize:    lo64(l.MaxBodySize, t.MaxBodySize),
@@ -61,6 +64,7 @@ var DefaultLimits = Limits{
 	MemoryPages:    1024, // 64 MiB
 	TableElems:     100_000,
 	EventTimeoutMs: 10_000,
+	EventCPUMs:     5_000,
 	StorageBytes:   128 << 20,
 	MaxQueue:       256,
 	MaxBodySize:    1 << 20,
@@ -147,17 +151,65 @@ const tokenPrefix = "dwt_"
 
 // newToken returns a fresh token (shown once) and stores only its SHA-256 hash: tokens are 256
 // random bits, so a fast hash is enough (nothing to brute-force).
-func (s *store) newToken(tenant string) (string, error) {
+func (s *store) newToken(tenant string) (tok, id string, err error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+		return "", "", err
 	}
-	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	tok = tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	h := sha256.Sum256([]byte(tok))
 	if _, err := s.db.Exec(`INSERT INTO tokens (hash, tenant, created) VALUES (?, ?, ?)`, h[:], tenant, time.Now().Unix()); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return tok, nil
+	return tok, tokenID(h[:]), nil
+}
+
+// tokenID names a token in listings and revocations without revealing it: the first 8 bytes of
+// its hash, in hex.
+func tokenID(hash []byte) string { return hex.EncodeToString(hash[:8]) }
+
+type tokenRow struct {
+	ID      string `json:"id"`
+	Created int64  `json:"created"` // Unix seconds
+}
+
+// tokens lists a tenant's tokens, oldest first.
+func (s *store) tokens(tenant string) ([]tokenRow, error) {
+	rows, err := s.db.Query(`SELECT hash, created FROM tokens WHERE tenant = ? ORDER BY created, hash`, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []tokenRow{}
+	for rows.Next() {
+		var h []byte
+		var r tokenRow
+		if err := rows.Scan(&h, &r.Created); err != nil {
+			return nil, err
+		}
+		r.ID = tokenID(h)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// revokeToken deletes the tenant's token with the given ID and returns its hash; found is false
+// when the tenant has no such token.
+func (s *store) revokeToken(tenant, id string) (hash [32]byte, found bool, err error) {
+	prefix, err := hex.DecodeString(id)
+	if err != nil || len(prefix) != 8 {
+		return hash, false, nil
+	}
+	var h []byte
+	err = s.db.QueryRow(`DELETE FROM tokens WHERE tenant = ? AND substr(hash, 1, 8) = ? RETURNING hash`, tenant, prefix).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return hash, false, nil
+	}
+	if err != nil {
+		return hash, false, err
+	}
+	copy(hash[:], h)
+	return hash, true, nil
 }
 
 func (s *store) tokenHashes() (map[[32]byte]string, error) {

@@ -36,6 +36,8 @@ func TestHostile(t *testing.T) {
 	t.Run("baseline", testBaseline)
 	t.Run("infinite_loop", testInfiniteLoop)
 	t.Run("exponential_recursion", testExponentialRecursion)
+	t.Run("host_call_loop", testHostCallLoop)
+	t.Run("cpu_limit", testCPULimit)
 	t.Run("unbounded_recursion", testUnboundedRecursion)
 	t.Run("deep_recursion_held", testDeepRecursionHeld)
 	t.Run("memory_bomb", testMemoryBomb)
@@ -60,6 +62,13 @@ func testBaseline(t *testing.T) {
 // deadline with an error containing wants, and describes the overruns: the time from the
 // deadline (request sent + EventTimeout, so never later than the real one) to the answer.
 func runaway(e *env, class, name string, n int, wants ...string) string {
+	return runawayLimit(e, class, name, n, e.cfg.EventTimeout, "deadline", wants...)
+}
+
+// runawayLimit is runaway for a limit other than the event deadline: the attack must not be
+// answered before limit (for the CPU limit: CPU time is at most the wall time), and its overrun
+// is measured from it.
+func runawayLimit(e *env, class, name string, n int, limit time.Duration, what string, wants ...string) string {
 	t := e.t
 	t.Helper()
 	var overs []time.Duration
@@ -70,13 +79,13 @@ func runaway(e *env, class, name string, n int, wants ...string) string {
 			t.Fatalf("attack %d: %v", i+1, err)
 		}
 		e.expectFailure(r, class, name, wants...)
-		over := r.took - e.cfg.EventTimeout
-		t.Logf("attack %d: answered %d after %s: %s after the %s deadline (goal %s met: %v)", i+1, r.status, ms(r.took), ms(over), e.cfg.EventTimeout, stopGoal, over <= stopGoal)
-		if r.took < e.cfg.EventTimeout {
-			t.Errorf("attack %d: answered after %s, before its %s deadline", i+1, ms(r.took), e.cfg.EventTimeout)
+		over := r.took - limit
+		t.Logf("attack %d: answered %d after %s: %s after the %s %s (goal %s met: %v)", i+1, r.status, ms(r.took), ms(over), limit, what, stopGoal, over <= stopGoal)
+		if r.took < limit {
+			t.Errorf("attack %d: answered after %s, before its %s %s", i+1, ms(r.took), limit, what)
 		}
 		if over > stopHard {
-			t.Errorf("attack %d: stopped %s after its deadline (limit for any attack: %s)", i+1, ms(over), stopHard)
+			t.Errorf("attack %d: stopped %s after its %s (limit for any attack: %s)", i+1, ms(over), what, stopHard)
 		}
 		if over <= stopGoal {
 			met++
@@ -86,9 +95,9 @@ func runaway(e *env, class, name string, n int, wants ...string) string {
 	slices.Sort(overs)
 	median, worst := overs[len(overs)/2], overs[len(overs)-1]
 	if median > stopFail {
-		t.Errorf("median overrun %s after the deadline (limit %s)", ms(median), stopFail)
+		t.Errorf("median overrun %s after the %s (limit %s)", ms(median), what, stopFail)
 	}
-	return fmt.Sprintf("%s after the %s deadline (median of %d; worst %s; %d of %d within %s)", ms(median), e.cfg.EventTimeout, n, ms(worst), met, n, stopGoal)
+	return fmt.Sprintf("%s after the %s %s (median of %d; worst %s; %d of %d within %s)", ms(median), limit, what, n, ms(worst), met, n, stopGoal)
 }
 
 func testInfiniteLoop(t *testing.T) {
@@ -113,6 +122,35 @@ func testExponentialRecursion(t *testing.T) {
 	e.expectRolledBack("fib", "victim")
 	record(resultRow{Case: "loop-free exponential recursion (fib(60))", Stop: stop,
 		Outcome: "500 `fetch exceeded the event time limit of 300ms`, rolled back", Tenant: st})
+}
+
+// testHostCallLoop: a loop of 1 MiB copies by a host function (result_read), each one fuel unit
+// for the guest and tens of microseconds for the host; stopped by the host functions' own
+// deadline check (without it: a minute late).
+func testHostCallLoop(t *testing.T) {
+	e := newEnv(t, host.Config{EventTimeout: eventTimeout})
+	e.load("hostcalls", assemble(t, "hostcallloop.wat"))
+	e.must("PUT", "/hostcalls/victim/", 204)
+	m := e.startTenant()
+	stop := runaway(e, "hostcalls", "victim", 5, "fetch exceeded the event time limit of 300ms")
+	st := m.finish()
+	e.expectRolledBack("hostcalls", "victim")
+	record(resultRow{Case: "loop of 1 MiB host-function copies (host-call bound)", Stop: stop,
+		Outcome: "500 `fetch exceeded the event time limit of 300ms`, rolled back", Tenant: st})
+}
+
+// testCPULimit: the infinite loop under a 300 ms CPU limit per event and a 20 s event timeout:
+// stopped by its CPU time, measured on its thread's clock.
+func testCPULimit(t *testing.T) {
+	e := newEnv(t, host.Config{EventTimeout: 20 * time.Second, EventCPU: eventTimeout})
+	e.load("loop", assemble(t, "loop.wat"))
+	e.must("PUT", "/loop/victim/", 204)
+	m := e.startTenant()
+	stop := runawayLimit(e, "loop", "victim", 5, eventTimeout, "CPU limit", "fetch exceeded the CPU time limit of 300ms per event")
+	st := m.finish()
+	e.expectRolledBack("loop", "victim")
+	record(resultRow{Case: "infinite loop under a CPU limit (20 s event timeout)", Stop: stop,
+		Outcome: "500 `fetch exceeded the CPU time limit of 300ms per event (used …)`, rolled back", Tenant: st})
 }
 
 func testInitLoop(t *testing.T) {

@@ -48,6 +48,8 @@ type Server struct {
 	store *store
 	admin [32]byte // SHA-256 of the admin token
 
+	lifecycle sync.Mutex // one tenant creation or deletion at a time
+
 	mu      sync.RWMutex
 	tenants map[string]*tenant
 	tokens  map[[32]byte]string // token hash -> tenant
@@ -291,6 +293,21 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		if req.Limits != nil {
 			l = req.Limits.orDefaults()
 		}
+		s.lifecycle.Lock()
+		defer s.lifecycle.Unlock()
+		s.mu.RLock()
+		exists := s.tenants[req.Name] != nil
+		s.mu.RUnlock()
+		if exists {
+			fail(w, http.StatusConflict, "tenant %q: %v", req.Name, errExists)
+			return
+		}
+		// A directory without a tenant record is what a crash during a delete leaves: keep it
+		// aside, a new tenant starts empty.
+		if _, err := s.store.retireDir(req.Name, false); err != nil {
+			fail(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
 		if err := s.store.createTenant(req.Name, l); err != nil {
 			if errors.Is(err, errExists) {
 				fail(w, http.StatusConflict, "%v", err)
@@ -306,12 +323,72 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "limits": l})
 	case strings.HasPrefix(rest, "tenants/") && strings.Contains(rest, "/tokens"):
 		s.serveTokens(w, r, strings.TrimPrefix(rest, "tenants/"))
+	case strings.HasPrefix(rest, "tenants/") && r.Method == http.MethodDelete:
+		s.deleteTenant(w, r, strings.TrimPrefix(rest, "tenants/"))
 	default:
 		fail(w, http.StatusNotFound, "unknown admin endpoint %s %s (have: %s)", r.Method, r.URL.Path, adminEndpoints)
 	}
 }
 
-const adminEndpoints = "GET/POST /_admin/tenants, GET/POST /_admin/tenants/<name>/tokens, DELETE /_admin/tenants/<name>/tokens/<id>"
+const adminEndpoints = "GET/POST /_admin/tenants, DELETE /_admin/tenants/<name>[?purge=true], GET/POST /_admin/tenants/<name>/tokens, DELETE /_admin/tenants/<name>/tokens/<id>"
+
+// deleteTenant removes a tenant: its tokens stop working at once, its runtime stops (running
+// events finish, sockets close with 1001), its records go, and its directory (modules and object
+// data) is moved to <data>/deleted/<name>-<unix time>, or removed with ?purge=true. A tenant
+// created later with the same name starts empty.
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name string) {
+	purge := false
+	switch v := r.URL.Query().Get("purge"); v {
+	case "", "false":
+	case "true":
+		purge = true
+	default:
+		fail(w, http.StatusBadRequest, "purge=%q: want true or false", v)
+		return
+	}
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		fail(w, http.StatusServiceUnavailable, "the server is shutting down")
+		return
+	}
+	t := s.tenants[name]
+	if t != nil {
+		delete(s.tenants, name)
+		for h, tn := range s.tokens {
+			if tn == name {
+				delete(s.tokens, h)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if t == nil {
+		fail(w, http.StatusNotFound, "no tenant %q", name)
+		return
+	}
+	t.deploy.Lock() // no deploy in flight from here on
+	defer t.deploy.Unlock()
+	if err := t.rt.Close(r.Context()); err != nil {
+		s.log.Error("tenant runtime did not stop cleanly", "tenant", name, "error", err)
+	}
+	if err := s.store.deleteTenant(name); err != nil {
+		fail(w, http.StatusInternalServerError, "tenant %s: stopped, but its records could not be deleted: %v", name, err)
+		return
+	}
+	kept, err := s.store.retireDir(name, purge)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "tenant %s: deleted, but its directory was not moved: %v", name, err)
+		return
+	}
+	s.log.Info("tenant deleted", "tenant", name, "data", kept)
+	out := map[string]any{"deleted": name}
+	if kept != "" {
+		out["data"] = kept
+	}
+	writeJSON(w, http.StatusOK, out)
+}
 
 // serveTokens creates (POST .../tokens: the token is shown once), lists (GET .../tokens: IDs and
 // creation times only) and revokes (DELETE .../tokens/<id>: at once, for every later request) a

@@ -146,6 +146,41 @@ func (s *store) createTenant(name string, l Limits) error {
 	return err
 }
 
+// deleteTenant deletes the tenant's records (tenant, tokens, classes) in one transaction.
+func (s *store) deleteTenant(name string) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`DELETE FROM tokens WHERE tenant = ?`, `DELETE FROM classes WHERE tenant = ?`, `DELETE FROM tenants WHERE name = ?`} {
+		if _, err := tx.Exec(q, name); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// retireDir moves <data>/tenants/<name> to <data>/deleted/<name>-<unix time> and returns the new
+// path, or removes it when purge is set; nothing to do (and "") when it does not exist.
+func (s *store) retireDir(name string, purge bool) (string, error) {
+	dir := filepath.Join(s.data, "tenants", name)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if purge {
+		return "", os.RemoveAll(dir)
+	}
+	to := filepath.Join(s.data, "deleted", fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(dir, to); err != nil {
+		return "", err
+	}
+	return to, nil
+}
+
 // tokenPrefix marks dowasm tenant tokens (so a leaked one is recognisable).
 const tokenPrefix = "dwt_"
 

@@ -168,17 +168,31 @@ func TestSDKStorageAPI(t *testing.T) {
 	}
 }
 
-// A Rust panic (an abort, so a trap on wasm32) and a returned error both fail the event with the
-// guest's own message and location, and roll back the write made before them.
-func TestRustPanicAndErrorReachTheCaller(t *testing.T) {
-	src := "tests/guests/sdkcheck-rust"
+// A panic and a returned error both fail the event with the guest's own message (and, where the
+// language gives it, location), and roll back the write made before them: standard Go's SDK
+// recovers the panic; TinyGo cannot (its panic traps) but prints a "panic:" line, which the host
+// takes as the trap's message; Rust's panic hook reports the panic before the abort traps.
+func TestPanicAndErrorReachTheCaller(t *testing.T) {
+	for _, g := range sdkChecks {
+		t.Run(string(g.kind), func(t *testing.T) {
+			testPanicAndError(t, g.src, g.kind)
+		})
+	}
+}
+
+func testPanicAndError(t *testing.T, src string, kind toolchain.Kind) {
 	rt := newTestRuntime(t, Config{})
-	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, toolchain.Rust))
+	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, kind))
 	if err != nil {
 		t.Fatal(err)
 	}
+	panicWants := map[toolchain.Kind][]string{
+		toolchain.Rust:   {"fetch trapped: panic: deliberate panic after a write [src/lib.rs:", "unreachable"},
+		toolchain.Go:     {"fetch returned error code", "panic: deliberate panic after a write [", "main.go:"},
+		toolchain.TinyGo: {"fetch trapped: panic: deliberate panic after a write", "unreachable"},
+	}
 	for path, want := range map[string][]string{
-		"/panic": {"fetch trapped: panic: deliberate panic after a write [src/lib.rs:", "unreachable"},
+		"/panic": panicWants[kind],
 		"/fail":  {"fetch returned error code 1: deliberate error after a write"},
 	} {
 		_, _, err := do(c, "p", path)

@@ -608,6 +608,7 @@ type instance struct {
 	// WebSocket handlers; nil when the class lacks them
 	wsMessage, wsClose, wsError api.Function
 	module                      *classModule // the class version this instance runs
+	out                         *guestOutput // its stdout and stderr
 	stack                       [4]uint64
 	ctxVal                      context.Context
 
@@ -642,7 +643,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc"),
-		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error"), module: cm}
+		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error"), module: cm, out: out}
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
@@ -662,6 +663,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 // error naming what happened.
 func (in *instance) call(ev *event, f api.Function, what string, args ...uint64) error {
 	in.ev, in.errMsg = ev, ""
+	in.out.takePanic() // (a panic line printed by an earlier call is not this call's)
 	ev.cpu.resume()
 	defer func() { ev.cpu.pause(); in.ev = nil }()
 	stack := in.stack[:]
@@ -683,6 +685,10 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 			// The guest reported why before it trapped (Rust's panic hook does: a panic
 			// aborts, which is a trap on wasm32).
 			return fmt.Errorf("%s trapped: %s: %w", what, in.errMsg, err)
+		}
+		if p := in.out.takePanic(); p != "" {
+			// It printed why (TinyGo's runtime does, then traps).
+			return fmt.Errorf("%s trapped: %s: %w", what, p, err)
 		}
 		return fmt.Errorf("%s trapped: %w", what, err)
 	}

@@ -16,6 +16,25 @@ type guestOutput struct {
 
 	mu  sync.Mutex
 	buf []byte
+	// panicLine is the last line starting with "panic: " the guest printed since takePanic:
+	// TinyGo prints one and then traps, with no other way to say why.
+	panicLine string
+}
+
+// maxPanicLine bounds the panic line kept for an error message.
+const maxPanicLine = 1024
+
+// takePanic returns the last "panic: " line printed since the previous call (a line still
+// being written included) and forgets it.
+func (w *guestOutput) takePanic() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.panicLine
+	if bytes.HasPrefix(w.buf, []byte("panic: ")) {
+		p = string(w.buf[:min(len(w.buf), maxPanicLine)])
+	}
+	w.panicLine = ""
+	return p
 }
 
 const maxLine = 16 << 10
@@ -49,5 +68,8 @@ func (w *guestOutput) flush() {
 		w.buf = w.buf[:maxLine]
 	}
 	w.log.Log(context.Background(), slog.LevelInfo, string(w.buf), "class", w.class, "object", w.object, "source", "guest-stdout")
+	if bytes.HasPrefix(w.buf, []byte("panic: ")) {
+		w.panicLine = string(w.buf[:min(len(w.buf), maxPanicLine)])
+	}
 	w.buf = w.buf[:0]
 }

@@ -15,7 +15,26 @@ import (
 type checker struct{ obj *dowasm.Object }
 
 func (c *checker) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
-	if req.Path != "/run" {
+	st := c.obj.Storage()
+	switch req.Path {
+	case "/panic":
+		if err := st.PutString("lost", "x"); err != nil {
+			return nil, err
+		}
+		panic("deliberate panic after a write")
+	case "/fail":
+		if err := st.PutString("lost", "x"); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("deliberate error after a write")
+	case "/lost":
+		_, found, err := st.GetString("lost")
+		if err != nil {
+			return nil, err
+		}
+		return dowasm.Text(200, fmt.Sprint(found)), nil
+	case "/run":
+	default:
 		return dowasm.Text(404, "POST /run"), nil
 	}
 	if err := c.run(c.obj.Storage()); err != nil {

@@ -241,8 +241,8 @@ func classesCommand() *ucli.Command {
 				return ucli.Exit(err, 1)
 			}
 			for _, cl := range out.Classes {
-				fmt.Fprintf(c.App.Writer, "%-24s %s  %s  memory %d pages, event %d ms, storage %d bytes\n", cl.Name, cl.SHA256[:16], cl.Updated,
-					cl.Limits.MemoryPages, cl.Limits.EventTimeoutMs, cl.Limits.StorageBytes)
+				fmt.Fprintf(c.App.Writer, "%-24s %s  %s  memory %d pages, event %d ms (CPU %d ms), storage %d bytes\n", cl.Name, cl.SHA256[:16], cl.Updated,
+					cl.Limits.MemoryPages, cl.Limits.EventTimeoutMs, cl.Limits.EventCPUMs, cl.Limits.StorageBytes)
 			}
 			return nil
 		},

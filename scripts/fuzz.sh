@@ -6,8 +6,8 @@
 # Go 1.26's fuzz coordinator can report a bare "context deadline exceeded" when -fuzztime ends
 # while a worker is mid-call (golang/go#75804, fixed in Go 1.27): no input is written and nothing
 # is wrong with the target. A real finding always writes "Failing input written to ...". So a run
-# that failed with only that message is replayed over its corpus (deterministic) and fuzzed once
-# more; any other failure, or the same flake twice, fails the script.
+# that failed with only that message is replayed over its corpus (deterministic) and fuzzed
+# again, up to 3 runs in all; any other failure, or the race 3 times in a row, fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-5s}
@@ -28,25 +28,27 @@ flakes=0
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 		echo "fuzz: $pkg $target ($FUZZTIME)"
-		if ! fuzz_once "$pkg" "$target"; then
+		attempt=1
+		until fuzz_once "$pkg" "$target"; do
 			if ! is_deadline_flake "$log"; then
 				cat "$log"
 				echo "fuzz: $pkg $target found a failure (its input is under the package's testdata/fuzz/$target/)" >&2
 				exit 1
 			fi
-			echo "fuzz: $pkg $target: Go's fuzz deadline race (golang/go#75804, no input written); replaying the corpus and fuzzing again"
 			flakes=$((flakes + 1))
+			if [ "$attempt" -ge 3 ]; then
+				cat "$log"
+				echo "fuzz: $pkg $target: Go's fuzz deadline race $attempt times in a row" >&2
+				exit 1
+			fi
+			echo "fuzz: $pkg $target: Go's fuzz deadline race (golang/go#75804, no input written); replaying the corpus and fuzzing again"
 			go test -count=1 -run "^$target\$" "$pkg" >"$log" 2>&1 || {
 				cat "$log"
 				echo "fuzz: $pkg $target: its corpus fails" >&2
 				exit 1
 			}
-			fuzz_once "$pkg" "$target" || {
-				cat "$log"
-				echo "fuzz: $pkg $target failed again (see above)" >&2
-				exit 1
-			}
-		fi
+			attempt=$((attempt + 1))
+		done
 		n=$((n + 1))
 	done
 done

@@ -395,6 +395,10 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name strin
 // tenant's tokens. rest is "<tenant>/tokens[/<id>]".
 func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request, rest string) {
 	name, sub, _ := strings.Cut(rest, "/tokens")
+	// (not while the tenant is being deleted: a token created then would outlive it, and work
+	// for a later tenant of the same name)
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.RLock()
 	t := s.tenants[name]
 	s.mu.RUnlock()

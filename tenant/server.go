@@ -334,7 +334,7 @@ const adminEndpoints = "GET/POST /_admin/tenants, DELETE /_admin/tenants/<name>[
 
 // deleteTenant removes a tenant: its tokens stop working at once, its runtime stops (running
 // events finish, sockets close with 1001), its records go, and its directory (modules and object
-// data) is moved to <data>/deleted/<name>-<unix time>, or removed with ?purge=true. A tenant
+// data) is moved to <data>/deleted/<name>-<unix ns>, or removed with ?purge=true. A tenant
 // created later with the same name starts empty.
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name string) {
 	purge := false

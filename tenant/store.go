@@ -161,7 +161,7 @@ func (s *store) deleteTenant(name string) error {
 	return tx.Commit()
 }
 
-// retireDir moves <data>/tenants/<name> to <data>/deleted/<name>-<unix time> and returns the new
+// retireDir moves <data>/tenants/<name> to <data>/deleted/<name>-<unix ns> and returns the new
 // path, or removes it when purge is set; nothing to do (and "") when it does not exist.
 func (s *store) retireDir(name string, purge bool) (string, error) {
 	dir := filepath.Join(s.data, "tenants", name)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -45,11 +46,7 @@ func newFuzzGateway(f *testing.F) *Gateway {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { rt.Close(context.Background()) })
-	src, _ := filepath.Abs("../tests/guests/probe")
-	p, err := toolchain.Build(context.Background(), src, toolchain.Go, "../build/guests", nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	p := testutil.GuestPath(f, "tests/guests/probe", toolchain.Go)
 	wasm, err := os.ReadFile(p)
 	if err != nil {
 		f.Fatal(err)

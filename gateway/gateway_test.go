@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -61,11 +62,7 @@ func TestGatewayStatuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(context.Background())
-	src, _ := filepath.Abs("../tests/guests/probe")
-	p, err := toolchain.Build(context.Background(), src, toolchain.Go, "../build/guests", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.GuestPath(t, "tests/guests/probe", toolchain.Go)
 	wasm, _ := os.ReadFile(p)
 	if _, err := rt.LoadClass(context.Background(), "probe", p, wasm); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -30,21 +31,6 @@ type wsEnv struct {
 	url string // ws://127.0.0.1:port
 }
 
-func guestModule(t testing.TB, dir string, kind toolchain.Kind) []byte {
-	t.Helper()
-	src, _ := filepath.Abs(filepath.Join("..", dir))
-	cache, _ := filepath.Abs(filepath.Join("..", "build", "guests"))
-	p, err := toolchain.Build(context.Background(), src, kind, cache, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func newWSEnv(t *testing.T, cfg host.Config) *wsEnv {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
@@ -53,7 +39,7 @@ func newWSEnv(t *testing.T, cfg host.Config) *wsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.LoadClass(context.Background(), "chat", "examples/chat/go", guestModule(t, "examples/chat/go", toolchain.TinyGo)); err != nil {
+	if _, err := rt.LoadClass(context.Background(), "chat", "examples/chat/go", testutil.Guest(t, "examples/chat/go", toolchain.TinyGo)); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(New(rt, nil))
@@ -493,7 +479,7 @@ func (c *client) expect(n *int, want string) {
 // gate of a failing handler, closing, refusals, and auto-response times, across hibernation.
 func TestWebSocketABIThroughSDK(t *testing.T) {
 	e := newWSEnv(t, host.Config{IdleTimeout: 20 * time.Millisecond})
-	if _, err := e.rt.LoadClass(context.Background(), "wsprobe", "tests/guests/wsprobe", guestModule(t, "tests/guests/wsprobe", toolchain.TinyGo)); err != nil {
+	if _, err := e.rt.LoadClass(context.Background(), "wsprobe", "tests/guests/wsprobe", testutil.Guest(t, "tests/guests/wsprobe", toolchain.TinyGo)); err != nil {
 		t.Fatal(err)
 	}
 	a := e.dialRaw(t, "/wsprobe/o/ws?tags=red,blue")

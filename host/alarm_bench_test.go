@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
@@ -43,7 +44,7 @@ func setAlarms(b *testing.B, c *Class, n int, at func(i int) time.Time) {
 
 func probeClass(b *testing.B, rt *Runtime) *Class {
 	src := "tests/guests/probe"
-	c, err := rt.LoadClass(context.Background(), "probe", src, guestWasmWith(b, src, toolchain.TinyGo))
+	c, err := rt.LoadClass(context.Background(), "probe", src, testutil.Guest(b, src, toolchain.TinyGo))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
@@ -365,7 +366,7 @@ func TestAlarmManyObjectsSameSecond(t *testing.T) {
 	clock := NewManualClock(alarmEpoch)
 	rt := newTestRuntime(t, Config{Clock: clock, Durability: storage.Relaxed, MaxInstances: 256})
 	src := "tests/guests/probe"
-	c, err := rt.LoadClass(context.Background(), "probe", src, guestWasmWith(t, src, toolchain.TinyGo))
+	c, err := rt.LoadClass(context.Background(), "probe", src, testutil.Guest(t, src, toolchain.TinyGo))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -127,7 +128,7 @@ func TestCallCrossEventCycle(t *testing.T) {
 func TestCallDepthLimit(t *testing.T) {
 	rt := newTestRuntime(t, Config{MaxInstances: 64})
 	src := "tests/guests/probe"
-	c, err := rt.LoadClass(context.Background(), "probe", src, guestWasmWith(t, src, toolchain.TinyGo))
+	c, err := rt.LoadClass(context.Background(), "probe", src, testutil.Guest(t, src, toolchain.TinyGo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestCallDepthLimit(t *testing.T) {
 func TestCallFanOutAndOrder(t *testing.T) {
 	rt := newTestRuntime(t, Config{MaxInstances: 256})
 	src := "tests/guests/probe"
-	c, err := rt.LoadClass(context.Background(), "probe", src, guestWasmWith(t, src, toolchain.TinyGo))
+	c, err := rt.LoadClass(context.Background(), "probe", src, testutil.Guest(t, src, toolchain.TinyGo))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func (m *cpuMeter) pause() {
 		return
 	}
 	if m.precise {
-		m.used += m.base + max(threadCPU()-m.cpu0, 0)
+		m.used = m.charged(threadCPU())
 		runtime.UnlockOSThread()
 	} else {
 		m.used += time.Since(m.start)
@@ -79,7 +79,12 @@ func (m *cpuMeter) total() time.Duration {
 	if !m.precise {
 		return m.used + time.Since(m.start)
 	}
-	return m.used + m.base + max(threadCPU()-m.cpu0, 0)
+	return m.charged(threadCPU())
+}
+
+// charged is the CPU charged with the precise segment running and its thread's clock at cpu.
+func (m *cpuMeter) charged(cpu time.Duration) time.Duration {
+	return m.used + m.base + max(cpu-m.cpu0, 0)
 }
 
 // exceeds reports whether the event has used more than limit. Called often (every refill and
@@ -99,10 +104,9 @@ func (m *cpuMeter) exceeds(limit time.Duration) bool {
 		m.precise, m.base, m.cpu0, m.lastCPU, m.lastWall = true, w, c, c, now
 		return m.used+w > limit
 	}
-	charged := m.used + m.base + max(m.lastCPU-m.cpu0, 0)
-	if since := now.Sub(m.lastWall); since < preciseAfter && charged+since <= limit {
+	if since := now.Sub(m.lastWall); since < preciseAfter && m.charged(m.lastCPU)+since <= limit {
 		return false
 	}
 	m.lastCPU, m.lastWall = threadCPU(), now
-	return m.used+m.base+max(m.lastCPU-m.cpu0, 0) > limit
+	return m.charged(m.lastCPU) > limit
 }

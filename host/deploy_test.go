@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -17,8 +18,8 @@ import (
 // last instance is gone; the object's data carries over.
 func TestReplaceClassLiveObjects(t *testing.T) {
 	rt := newTestRuntime(t, Config{})
-	probe := guestWasmWith(t, "tests/guests/probe", toolchain.TinyGo)
-	counter := guestWasmWith(t, "examples/counter/go", toolchain.TinyGo)
+	probe := testutil.Guest(t, "tests/guests/probe", toolchain.TinyGo)
+	counter := testutil.Guest(t, "examples/counter/go", toolchain.TinyGo)
 	ctx := context.Background()
 	c, err := rt.DeployClass(ctx, "x", "probe", probe, ClassLimits{})
 	if err != nil {
@@ -95,7 +96,7 @@ func doMethod(c *Class, name, method, pathAndQuery string) (int, string, error) 
 // Deleting a class: it stops answering (ErrNoClass), and deploying it again finds its data.
 func TestDeleteClassKeepsData(t *testing.T) {
 	rt := newTestRuntime(t, Config{})
-	probe := guestWasmWith(t, "tests/guests/probe", toolchain.TinyGo)
+	probe := testutil.Guest(t, "tests/guests/probe", toolchain.TinyGo)
 	ctx := context.Background()
 	c, err := rt.DeployClass(ctx, "x", "probe", probe, ClassLimits{})
 	if err != nil {
@@ -127,7 +128,7 @@ func TestDeleteClassKeepsData(t *testing.T) {
 // error, and each class's own.
 func TestClassLimits(t *testing.T) {
 	rt := newTestRuntime(t, Config{})
-	probe := guestWasmWith(t, "tests/guests/probe", toolchain.TinyGo)
+	probe := testutil.Guest(t, "tests/guests/probe", toolchain.TinyGo)
 	ctx := context.Background()
 	tight, err := rt.DeployClass(ctx, "tight", "probe", probe, ClassLimits{EventTimeout: 200 * time.Millisecond, StorageBytes: 256 << 10, MaxQueue: 1})
 	if err != nil {
@@ -186,7 +187,7 @@ func TestClassLimits(t *testing.T) {
 // overloaded instead of exceeding the limit.
 func TestHardInstanceLimit(t *testing.T) {
 	rt := newTestRuntime(t, Config{MaxInstances: 1, HardInstanceLimit: true})
-	c, err := rt.DeployClass(context.Background(), "p", "probe", guestWasmWith(t, "tests/guests/probe", toolchain.TinyGo), ClassLimits{})
+	c, err := rt.DeployClass(context.Background(), "p", "probe", testutil.Guest(t, "tests/guests/probe", toolchain.TinyGo), ClassLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}

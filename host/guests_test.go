@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 	"github.com/tetratelabs/wazero"
@@ -63,7 +64,7 @@ func TestCompiledGuestsMatchABI(t *testing.T) {
 	defer r.Close(ctx)
 	for _, g := range guestSources {
 		src := g.dir + " (" + string(g.kind) + ")"
-		cm, err := r.CompileModule(ctx, guestWasmWith(t, g.dir, g.kind))
+		cm, err := r.CompileModule(ctx, testutil.Guest(t, g.dir, g.kind))
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
@@ -155,7 +156,7 @@ func TestSDKStorageAPI(t *testing.T) {
 	for _, g := range sdkChecks {
 		t.Run(string(g.kind), func(t *testing.T) {
 			rt := newTestRuntime(t, Config{})
-			c, err := rt.LoadClass(context.Background(), "sdkcheck", g.src, guestWasmWith(t, g.src, g.kind))
+			c, err := rt.LoadClass(context.Background(), "sdkcheck", g.src, testutil.Guest(t, g.src, g.kind))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +183,7 @@ func TestPanicAndErrorReachTheCaller(t *testing.T) {
 
 func testPanicAndError(t *testing.T, src string, kind toolchain.Kind) {
 	rt := newTestRuntime(t, Config{})
-	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, guestWasmWith(t, src, kind))
+	c, err := rt.LoadClass(context.Background(), "sdkcheck", src, testutil.Guest(t, src, kind))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 					stack[0] = api.EncodeI32(fail(abi.NotAllowed))
 					return
 				}
-				enforceLimits(ctx)
+				enforceLimits(ctx, in)
 				stack[0] = api.EncodeI32(impl(in, stack))
 			}), params, results).
 			WithParameterNames(names...).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
@@ -32,7 +33,7 @@ var benchLanguages = []struct {
 //	go test -run '^$' -bench BenchmarkLanguage -benchtime 2s ./host/
 func BenchmarkLanguage(b *testing.B) {
 	for _, l := range benchLanguages {
-		wasm := guestWasmWith(b, l.dir, l.kind)
+		wasm := testutil.Guest(b, l.dir, l.kind)
 		b.Run(string(l.kind)+"/compile", func(b *testing.B) {
 			b.ReportMetric(float64(len(wasm)), "module-bytes")
 			for i := 0; i < b.N; i++ {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/abi"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
@@ -21,26 +21,7 @@ import (
 // content hash in build/guests, shared with `task guests`).
 func guestWasm(t testing.TB, dir string) []byte {
 	t.Helper()
-	return guestWasmWith(t, dir, toolchain.Go)
-}
-
-// guestWasmWith builds a guest with the given toolchain.
-func guestWasmWith(t testing.TB, dir string, kind toolchain.Kind) []byte {
-	t.Helper()
-	src, err := filepath.Abs(filepath.Join("..", dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, _ := filepath.Abs(filepath.Join("..", "build", "guests"))
-	p, err := toolchain.Build(context.Background(), src, kind, cache, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testutil.Guest(t, dir, toolchain.Go)
 }
 
 func loadProbe(t testing.TB, rt *Runtime) *Class {

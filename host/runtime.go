@@ -683,17 +683,18 @@ var errDeadline = errors.New("event deadline passed")
 // errCPULimit aborts a guest past its event's CPU time limit (reported from the event).
 var errCPULimit = errors.New("event CPU time limit exceeded")
 
-// enforceLimits stops the guest running under ctx (by panicking, which wazero turns into an
-// error for the host's call into the guest) once its event's deadline has passed, the event was
-// cancelled (shutdown) or it has used more CPU than its limit. Refill calls it, and so does every
-// host function: a guest looping over slow host calls runs many of them per fuel grant.
-func enforceLimits(ctx context.Context) {
+// enforceLimits stops the guest instance in, running under ctx (by panicking, which wazero turns
+// into an error for the host's call into the guest), once its event's deadline has passed, the
+// event was cancelled (shutdown) or it has used more CPU than its limit. Refill calls it, and so
+// does every host function: a guest looping over slow host calls runs many of them per fuel
+// grant. in may be nil (then only the context is checked).
+func enforceLimits(ctx context.Context, in *instance) {
 	// The timer behind ctx.Err() needs a free scheduler slot to fire; comparing the clock with
 	// the deadline does not.
 	if dl, ok := ctx.Deadline(); (ok && !time.Now().Before(dl)) || ctx.Err() != nil {
 		panic(errDeadline)
 	}
-	if in, _ := ctx.Value(instanceKey{}).(*instance); in != nil && in.ev != nil {
+	if in != nil && in.ev != nil {
 		if ev := in.ev; ev.cpuLimit > 0 && ev.cpu.exceeds(ev.cpuLimit) {
 			ev.cpuExceeded = true
 			panic(errCPULimit)
@@ -711,7 +712,8 @@ func instantiateFuelModule(ctx context.Context, rt wazero.Runtime, maxDepth uint
 	_, err := rt.NewHostModuleBuilder(fuel.ImportModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-			enforceLimits(ctx)
+			in, _ := ctx.Value(instanceKey{}).(*instance)
+			enforceLimits(ctx, in)
 			stack[0] = fuelGrant
 		}), nil, []api.ValueType{api.ValueTypeI64}).
 		Export(fuel.RefillName).

@@ -12,24 +12,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
 const adminToken = "test-admin-token"
 
+// module is the guest in dir built with TinyGo (instances start in ~0.1 ms).
 func module(t testing.TB, dir string) []byte {
 	t.Helper()
-	src, _ := filepath.Abs(filepath.Join("..", dir))
-	cache, _ := filepath.Abs(filepath.Join("..", "build", "guests"))
-	p, err := toolchain.Build(context.Background(), src, toolchain.TinyGo, cache, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testutil.Guest(t, dir, toolchain.TinyGo)
 }
 
 type env struct {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,38 +19,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dowasm/dowasm/internal/testutil"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// dowasmBin builds the dowasm binary once per test run.
-func dowasmBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "dowasm-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "dowasm")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cli/dowasm").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func repo(p string) string {
-	abs, _ := filepath.Abs(filepath.Join("..", p))
-	return abs
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveDowasm()
+	os.Exit(code)
 }
 
 // server is a running `dowasm run`.
@@ -59,26 +34,9 @@ type server struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	URL     string
-	stderr  *lockedBuffer
+	stderr  *testutil.LockedBuffer
 	exited  chan struct{} // closed when the process has exited; then waitErr is set
 	waitErr error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // writeConfig writes a dowasm.yaml serving the examples, with data in dataDir.
@@ -96,7 +54,7 @@ classes:
     source: %s
   - name: sessions
     source: %s
-`, dataDir, extra, repo("examples/counter/go"), repo("examples/ticket/go"), repo("examples/ratelimit/go"), repo("examples/sessions/go"))
+`, dataDir, extra, testutil.Path("examples/counter/go"), testutil.Path("examples/ticket/go"), testutil.Path("examples/ratelimit/go"), testutil.Path("examples/sessions/go"))
 	p := filepath.Join(dir, "dowasm.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -104,13 +62,11 @@ classes:
 	return p
 }
 
-var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
-
 func startServer(t *testing.T, config string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(dowasmBin(t), append([]string{"run", "--config", config, "--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(testutil.Dowasm(t), append([]string{"run", "--config", config, "--listen", "127.0.0.1:0"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
-	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{t: t, cmd: cmd, stderr: &testutil.LockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -119,7 +75,7 @@ func startServer(t *testing.T, config string, args ...string) *server {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := testutil.ListenRE.FindStringSubmatch(sc.Text()); m != nil {
 				urlc <- m[1]
 			}
 		}
@@ -399,7 +355,7 @@ func TestBadConfigAndModules(t *testing.T) {
 		t.Helper()
 		p := filepath.Join(dir, "bad.yaml")
 		os.WriteFile(p, []byte(cfg), 0o644)
-		cmd := exec.Command(dowasmBin(t), "run", "--config", p, "--listen", "127.0.0.1:0")
+		cmd := exec.Command(testutil.Dowasm(t), "run", "--config", p, "--listen", "127.0.0.1:0")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			t.Fatalf("config accepted:\n%s", cfg)

@@ -10,19 +10,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dowasm/dowasm/internal/testutil"
 )
 
 // `dowasm serve` end to end with the CLI: an admin creates a tenant and a token over HTTP, the
 // tenant deploys a class from source with `dowasm deploy`, lists it with `dowasm classes`, uses
 // its objects with its token, and deletes it.
 func TestServeDeployClasses(t *testing.T) {
-	bin := dowasmBin(t)
+	bin := testutil.Dowasm(t)
 	data := t.TempDir()
 	const admin = "e2e-admin-token-0123456789"
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", data)
 	cmd.Env = append(os.Environ(), "DOWASM_ADMIN_TOKEN="+admin)
 	stdout, _ := cmd.StdoutPipe()
-	stderr := &lockedBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -32,7 +34,7 @@ func TestServeDeployClasses(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := testutil.ListenRE.FindStringSubmatch(sc.Text()); m != nil {
 				urlc <- m[1]
 			}
 		}
@@ -75,10 +77,10 @@ func TestServeDeployClasses(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := cli("deploy", "--name", "counter", "--toolchain", "tinygo", "--limit", "event_timeout_ms=2000", repo("examples/counter/go")); !strings.Contains(out, "deployed class counter") {
+	if out := cli("deploy", "--name", "counter", "--toolchain", "tinygo", "--limit", "event_timeout_ms=2000", testutil.Path("examples/counter/go")); !strings.Contains(out, "deployed class counter") {
 		t.Errorf("deploy: %s", out)
 	}
-	if out := cli("deploy", "--name", "counter", "--toolchain", "tinygo", repo("examples/counter/go")); !strings.Contains(out, "replaced class counter") {
+	if out := cli("deploy", "--name", "counter", "--toolchain", "tinygo", testutil.Path("examples/counter/go")); !strings.Contains(out, "replaced class counter") {
 		t.Errorf("deploy again: %s", out)
 	}
 	if out := cli("classes"); !strings.Contains(out, "counter") {

@@ -18,56 +18,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
+	"github.com/dowasm/dowasm/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveDowasm()
 	os.Exit(code)
 }
-
-// dowasmBin builds the dowasm binary once per test run.
-func dowasmBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "dowasm-browser-bin")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "dowasm")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cli/dowasm").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func repo(p string) string {
-	abs, err := filepath.Abs(filepath.Join("..", "..", p))
-	if err != nil {
-		panic(err)
-	}
-	return abs
-}
-
-var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
 
 // startServer runs `dowasm run` serving the cursors class and its page at /ui/cursors/, and
 // returns its URL; Cleanup kills it.
@@ -76,7 +38,7 @@ func startServer(t *testing.T) string {
 	dir := t.TempDir()
 	// The class: built from examples/cursors/go, or DOWASM_CURSORS_SOURCE (a source directory,
 	// or a compiled .wasm module).
-	class := "source: " + repo("examples/cursors/go")
+	class := "source: " + testutil.Path("examples/cursors/go")
 	if src := os.Getenv("DOWASM_CURSORS_SOURCE"); src != "" {
 		abs, err := filepath.Abs(src)
 		if err != nil {
@@ -96,17 +58,17 @@ assets:
 classes:
   - name: cursors
     %s
-`, filepath.Join(dir, "data"), repo("examples/cursors/web"), class)), 0o644)
+`, filepath.Join(dir, "data"), testutil.Path("examples/cursors/web"), class)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(dowasmBin(t), "run", "--config", config, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(testutil.Dowasm(t), "run", "--config", config, "--listen", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,7 +77,7 @@ classes:
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := testutil.ListenRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case urlc <- m[1]:
 				default:

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dowasm/dowasm/internal/testutil"
 )
 
 // A minimal client for chromedriver's W3C WebDriver HTTP/JSON API: sessions, navigation,
@@ -23,7 +25,7 @@ import (
 type chromedriver struct {
 	URL    string
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testutil.LockedBuffer
 	chrome string // path of the chromium binary
 	http   *http.Client
 }
@@ -55,7 +57,7 @@ func startChromedriver(t *testing.T) *chromedriver {
 	port := freePort(t)
 	d := &chromedriver{
 		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
-		log:    &lockedBuffer{},
+		log:    &testutil.LockedBuffer{},
 		chrome: chrome,
 		http:   &http.Client{Timeout: 90 * time.Second},
 	}
@@ -232,20 +234,3 @@ func moveTo(x, y int) map[string]any {
 
 func press() map[string]any   { return map[string]any{"type": "pointerDown", "button": 0} }
 func release() map[string]any { return map[string]any{"type": "pointerUp", "button": 0} }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dowasm/dowasm/gateway"
 	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
@@ -52,17 +53,7 @@ func at(d time.Duration) string { return strconv.FormatInt(epoch.Add(d).UnixMill
 // the task that installs it.
 func module(t testing.TB, example string, kind toolchain.Kind, dir string) []byte {
 	t.Helper()
-	src, _ := filepath.Abs(filepath.Join("..", "..", "examples", example, dir))
-	cache, _ := filepath.Abs(filepath.Join("..", "..", "build", "guests"))
-	p, err := toolchain.Build(context.Background(), src, kind, cache, nil)
-	if err != nil {
-		t.Fatalf("%s with %s: %v", example, kind, err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testutil.Guest(t, "examples/"+example+"/"+dir, kind)
 }
 
 // server is one runtime serving one example class over a real loopback socket.

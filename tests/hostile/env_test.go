@@ -34,6 +34,8 @@ import (
 
 	"github.com/dowasm/dowasm/gateway"
 	"github.com/dowasm/dowasm/host"
+	"github.com/dowasm/dowasm/internal/testutil"
+	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -76,30 +78,11 @@ func assembleText(t testing.TB, name, src string) []byte {
 	return b
 }
 
-var (
-	tenantOnce sync.Once
-	tenantWasm []byte
-	tenantErr  error
-)
-
 // tenantModule is the well-behaved class standing in for another tenant: the counter example
-// built with TinyGo (instances start in ~0.1 ms), built once per test binary.
+// built with TinyGo (instances start in ~0.1 ms).
 func tenantModule(t testing.TB) []byte {
 	t.Helper()
-	tenantOnce.Do(func() {
-		src, _ := filepath.Abs(filepath.Join("..", "..", "examples", "counter", "go"))
-		cache, _ := filepath.Abs(filepath.Join("..", "..", "build", "guests"))
-		p, err := toolchain.Build(context.Background(), src, toolchain.TinyGo, cache, nil)
-		if err != nil {
-			tenantErr = err
-			return
-		}
-		tenantWasm, tenantErr = os.ReadFile(p)
-	})
-	if tenantErr != nil {
-		t.Fatalf("building the tenant class (examples/counter/go with TinyGo): %v", tenantErr)
-	}
-	return tenantWasm
+	return testutil.Guest(t, "examples/counter/go", toolchain.TinyGo)
 }
 
 type env struct {
@@ -236,22 +219,17 @@ func (e *env) expectFailure(r reply, class, name string, wants ...string) {
 // for the object's lease).
 func (e *env) stored(class, name, key string) (string, bool) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := e.rt.Store().Acquire(ctx, class, e.objectHex(class, name))
-	if err != nil {
-		e.t.Fatalf("acquire %s/%s: %v", class, name, err)
-	}
-	defer e.rt.Store().Release(db)
-	v, ok, err := db.Get([]byte(key))
-	if err != nil {
-		e.t.Fatalf("read %s/%s %q: %v", class, name, key, err)
-	}
-	return string(v), ok
+	return e.read(class, name, fmt.Sprintf("%q", key), func(db *storage.DB) ([]byte, bool, error) { return db.Get([]byte(key)) })
 }
 
 // storedMeta reads one of the object's metadata entries (the alarm, its retry count).
 func (e *env) storedMeta(class, name, key string) (string, bool) {
+	e.t.Helper()
+	return e.read(class, name, fmt.Sprintf("meta %q", key), func(db *storage.DB) ([]byte, bool, error) { return db.Meta(key) })
+}
+
+// read runs get on the object's database (what names the value in errors).
+func (e *env) read(class, name, what string, get func(*storage.DB) ([]byte, bool, error)) (string, bool) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -260,9 +238,9 @@ func (e *env) storedMeta(class, name, key string) (string, bool) {
 		e.t.Fatalf("acquire %s/%s: %v", class, name, err)
 	}
 	defer e.rt.Store().Release(db)
-	v, ok, err := db.Meta(key)
+	v, ok, err := get(db)
 	if err != nil {
-		e.t.Fatalf("read %s/%s meta %q: %v", class, name, key, err)
+		e.t.Fatalf("read %s/%s %s: %v", class, name, what, err)
 	}
 	return string(v), ok
 }

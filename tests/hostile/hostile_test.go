@@ -34,10 +34,10 @@ const (
 func TestHostile(t *testing.T) {
 	tenantModule(t) // build it once, before any timing starts
 	t.Run("baseline", testBaseline)
-	t.Run("infinite_loop", testInfiniteLoop)
-	t.Run("exponential_recursion", testExponentialRecursion)
-	t.Run("host_call_loop", testHostCallLoop)
-	t.Run("cpu_limit", testCPULimit)
+	t.Run("infinite_loop", infiniteLoop.run)
+	t.Run("exponential_recursion", exponentialRecursion.run)
+	t.Run("host_call_loop", hostCallLoop.run)
+	t.Run("cpu_limit", cpuLimit.run)
 	t.Run("unbounded_recursion", testUnboundedRecursion)
 	t.Run("deep_recursion_held", testDeepRecursionHeld)
 	t.Run("memory_bomb", testMemoryBomb)
@@ -100,58 +100,53 @@ func runawayLimit(e *env, class, name string, n int, limit time.Duration, what s
 	return fmt.Sprintf("%s after the %s %s (median of %d; worst %s; %d of %d within %s)", ms(median), limit, what, n, ms(worst), met, n, stopGoal)
 }
 
-func testInfiniteLoop(t *testing.T) {
-	e := newEnv(t, host.Config{EventTimeout: eventTimeout})
-	e.load("loop", assemble(t, "loop.wat"))
-	e.must("PUT", "/loop/victim/", 204)
-	m := e.startTenant()
-	stop := runaway(e, "loop", "victim", 5, "fetch exceeded the event time limit of 300ms")
-	st := m.finish()
-	e.expectRolledBack("loop", "victim")
-	record(resultRow{Case: "infinite loop", Stop: stop,
-		Outcome: "500 `fetch exceeded the event time limit of 300ms`, rolled back", Tenant: st})
+// fetchRunaway is a runaway fetch handler: the object "victim" of class (guest testdata/<wat>)
+// is seeded, attacked 5 times under cfg, each attack stopped at limit (the event deadline, or the
+// CPU limit) with an error containing want, and its write rolled back.
+type fetchRunaway struct {
+	name, class, wat string
+	cfg              host.Config
+	limit            time.Duration // default: cfg.EventTimeout
+	what             string        // the limit's name in the results: default "deadline"
+	want             string
+	outcome          string // the results' outcome column: default "500 `<want>`, rolled back"
 }
 
-func testExponentialRecursion(t *testing.T) {
-	e := newEnv(t, host.Config{EventTimeout: eventTimeout})
-	e.load("fib", assemble(t, "fib.wat"))
-	e.must("PUT", "/fib/victim/", 204)
+func (c fetchRunaway) run(t *testing.T) {
+	e := newEnv(t, c.cfg)
+	e.load(c.class, assemble(t, c.wat))
+	e.must("PUT", "/"+c.class+"/victim/", 204)
 	m := e.startTenant()
-	stop := runaway(e, "fib", "victim", 5, "fetch exceeded the event time limit of 300ms")
+	limit, what, outcome := c.limit, c.what, c.outcome
+	if limit == 0 {
+		limit, what = c.cfg.EventTimeout, "deadline"
+	}
+	if outcome == "" {
+		outcome = "500 `" + c.want + "`, rolled back"
+	}
+	stop := runawayLimit(e, c.class, "victim", 5, limit, what, c.want)
 	st := m.finish()
-	e.expectRolledBack("fib", "victim")
-	record(resultRow{Case: "loop-free exponential recursion (fib(60))", Stop: stop,
-		Outcome: "500 `fetch exceeded the event time limit of 300ms`, rolled back", Tenant: st})
+	e.expectRolledBack(c.class, "victim")
+	record(resultRow{Case: c.name, Stop: stop, Outcome: outcome, Tenant: st})
 }
 
-// testHostCallLoop: a loop of 1 MiB copies by a host function (result_read), each one fuel unit
-// for the guest and tens of microseconds for the host; stopped by the host functions' own
-// deadline check (without it: a minute late).
-func testHostCallLoop(t *testing.T) {
-	e := newEnv(t, host.Config{EventTimeout: eventTimeout})
-	e.load("hostcalls", assemble(t, "hostcallloop.wat"))
-	e.must("PUT", "/hostcalls/victim/", 204)
-	m := e.startTenant()
-	stop := runaway(e, "hostcalls", "victim", 5, "fetch exceeded the event time limit of 300ms")
-	st := m.finish()
-	e.expectRolledBack("hostcalls", "victim")
-	record(resultRow{Case: "loop of 1 MiB host-function copies (host-call bound)", Stop: stop,
-		Outcome: "500 `fetch exceeded the event time limit of 300ms`, rolled back", Tenant: st})
-}
-
-// testCPULimit: the infinite loop under a 300 ms CPU limit per event and a 20 s event timeout:
-// stopped by its CPU time, measured on its thread's clock.
-func testCPULimit(t *testing.T) {
-	e := newEnv(t, host.Config{EventTimeout: 20 * time.Second, EventCPU: eventTimeout})
-	e.load("loop", assemble(t, "loop.wat"))
-	e.must("PUT", "/loop/victim/", 204)
-	m := e.startTenant()
-	stop := runawayLimit(e, "loop", "victim", 5, eventTimeout, "CPU limit", "fetch exceeded the CPU time limit of 300ms per event")
-	st := m.finish()
-	e.expectRolledBack("loop", "victim")
-	record(resultRow{Case: "infinite loop under a CPU limit (20 s event timeout)", Stop: stop,
-		Outcome: "500 `fetch exceeded the CPU time limit of 300ms per event (used …)`, rolled back", Tenant: st})
-}
+var (
+	infiniteLoop = fetchRunaway{name: "infinite loop", class: "loop", wat: "loop.wat",
+		cfg: host.Config{EventTimeout: eventTimeout}, want: "fetch exceeded the event time limit of 300ms"}
+	exponentialRecursion = fetchRunaway{name: "loop-free exponential recursion (fib(60))", class: "fib", wat: "fib.wat",
+		cfg: host.Config{EventTimeout: eventTimeout}, want: "fetch exceeded the event time limit of 300ms"}
+	// a loop of 1 MiB copies by a host function (result_read), each one fuel unit for the
+	// guest and tens of microseconds for the host; stopped by the host functions' own deadline
+	// check (without it: a minute late)
+	hostCallLoop = fetchRunaway{name: "loop of 1 MiB host-function copies (host-call bound)", class: "hostcalls", wat: "hostcallloop.wat",
+		cfg: host.Config{EventTimeout: eventTimeout}, want: "fetch exceeded the event time limit of 300ms"}
+	// the infinite loop under a 300 ms CPU limit per event and a 20 s event timeout: stopped by
+	// its CPU time, measured on its thread's clock
+	cpuLimit = fetchRunaway{name: "infinite loop under a CPU limit (20 s event timeout)", class: "loop", wat: "loop.wat",
+		cfg:   host.Config{EventTimeout: 20 * time.Second, EventCPU: eventTimeout},
+		limit: eventTimeout, what: "CPU limit", want: "fetch exceeded the CPU time limit of 300ms per event",
+		outcome: "500 `fetch exceeded the CPU time limit of 300ms per event (used …)`, rolled back"}
+)
 
 func testInitLoop(t *testing.T) {
 	e := newEnv(t, host.Config{EventTimeout: eventTimeout})

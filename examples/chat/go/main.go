@@ -45,17 +45,17 @@ func (c *Chat) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
 		if err := ws.SetAttachment([]byte(name)); err != nil {
 			return nil, err
 		}
-		welcome := `{"type":"welcome","name":` + quote(name) + `,"members":[`
+		welcome := `{"type":"welcome","name":` + dowasm.JSONString(name) + `,"members":[`
 		for i, m := range others {
 			if i > 0 {
 				welcome += ","
 			}
-			welcome += quote(m.name)
+			welcome += dowasm.JSONString(m.name)
 		}
 		if err := ws.Send(welcome + "]}"); err != nil {
 			return nil, err
 		}
-		return nil, c.broadcast(`{"type":"join","name":`+quote(name)+`}`, ws)
+		return nil, c.broadcast(`{"type":"join","name":`+dowasm.JSONString(name)+`}`, ws)
 	case "/members":
 		if req.Method != "GET" {
 			return dowasm.NotFound(), nil
@@ -69,7 +69,7 @@ func (c *Chat) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
 			if i > 0 {
 				body += ","
 			}
-			body += quote(m.name)
+			body += dowasm.JSONString(m.name)
 		}
 		return dowasm.JSON(200, body+"]}"), nil
 	}
@@ -131,7 +131,7 @@ func (c *Chat) WebSocketMessage(ws dowasm.WebSocket, msg dowasm.Message) error {
 	if err := c.store.PutInt64("seq", seq); err != nil {
 		return err
 	}
-	return c.broadcast(`{"type":"message","seq":`+strconv.FormatInt(seq, 10)+`,"name":`+quote(string(name))+`,"text":`+quote(msg.String())+`}`, ws)
+	return c.broadcast(`{"type":"message","seq":`+strconv.FormatInt(seq, 10)+`,"name":`+dowasm.JSONString(string(name))+`,"text":`+dowasm.JSONString(msg.String())+`}`, ws)
 }
 
 func (c *Chat) WebSocketClose(ws dowasm.WebSocket, code int, reason string, wasClean bool) error {
@@ -149,34 +149,7 @@ func (c *Chat) left(ws dowasm.WebSocket) error {
 	if err != nil {
 		return err
 	}
-	return c.broadcast(`{"type":"leave","name":`+quote(string(name))+`}`, ws)
-}
-
-// quote renders s as a JSON string, escaping as README.md says (the same bytes in every
-// language).
-func quote(s string) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			} else {
-				b = append(b, c)
-			}
-		}
-	}
-	return string(append(b, '"'))
+	return c.broadcast(`{"type":"leave","name":`+dowasm.JSONString(string(name))+`}`, ws)
 }
 
 func init() {

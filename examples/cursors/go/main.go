@@ -32,7 +32,7 @@ func (c cursor) attachment() []byte {
 }
 
 func (c cursor) json() string {
-	return `{"id":` + strconv.Itoa(int(c.ws)) + `,"name":` + quote(c.name) + `,"x":` + strconv.Itoa(c.x) + `,"y":` + strconv.Itoa(c.y) + `}`
+	return `{"id":` + strconv.Itoa(int(c.ws)) + `,"name":` + dowasm.JSONString(c.name) + `,"x":` + strconv.Itoa(c.x) + `,"y":` + strconv.Itoa(c.y) + `}`
 }
 
 func load(ws dowasm.WebSocket) (cursor, error) {
@@ -125,7 +125,7 @@ func (r *Cursors) Fetch(req *dowasm.Request) (*dowasm.Response, error) {
 		if err := ws.Send(`{"type":"hello","id":` + strconv.Itoa(int(ws)) + `,"cursors":` + list(others, ws) + `}`); err != nil {
 			return nil, err
 		}
-		return nil, r.broadcast(`{"type":"join","id":`+strconv.Itoa(int(ws))+`,"name":`+quote(name)+`}`, ws)
+		return nil, r.broadcast(`{"type":"join","id":`+strconv.Itoa(int(ws))+`,"name":`+dowasm.JSONString(name)+`}`, ws)
 	case "/cursors":
 		if req.Method != "GET" {
 			return dowasm.NotFound(), nil
@@ -186,7 +186,7 @@ func (r *Cursors) WebSocketMessage(ws dowasm.WebSocket, msg dowasm.Message) erro
 	if err := ws.SetAttachment(c.attachment()); err != nil {
 		return err
 	}
-	return r.broadcast(`{"type":"`+kind+`","id":`+strconv.Itoa(int(ws))+`,"name":`+quote(c.name)+`,"x":`+strconv.Itoa(x)+`,"y":`+strconv.Itoa(y)+`}`, ws)
+	return r.broadcast(`{"type":"`+kind+`","id":`+strconv.Itoa(int(ws))+`,"name":`+dowasm.JSONString(c.name)+`,"x":`+strconv.Itoa(x)+`,"y":`+strconv.Itoa(y)+`}`, ws)
 }
 
 func (r *Cursors) WebSocketClose(ws dowasm.WebSocket, code int, reason string, wasClean bool) error {
@@ -195,32 +195,6 @@ func (r *Cursors) WebSocketClose(ws dowasm.WebSocket, code int, reason string, w
 
 func (r *Cursors) WebSocketError(ws dowasm.WebSocket, message string) error {
 	return r.broadcast(`{"type":"leave","id":`+strconv.Itoa(int(ws))+`}`, ws)
-}
-
-// quote renders s as a JSON string, escaping as ../README.md says.
-func quote(s string) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			} else {
-				b = append(b, c)
-			}
-		}
-	}
-	return string(append(b, '"'))
 }
 
 func init() {

@@ -43,6 +43,7 @@
 mod call;
 pub mod codec;
 mod http;
+mod json;
 mod object;
 mod quote;
 mod status;
@@ -58,6 +59,7 @@ pub use http::{
     unescape, Header, Headers, Request, Response, MAX_BODY_SIZE, MAX_HEADER_COUNT, MAX_HEADER_SIZE,
     TEXT_PLAIN,
 };
+pub use json::push_json_string;
 pub use object::{now, now_ns, AlarmInfo, Context, Level, Object};
 pub use quote::quote;
 pub use status::{Error, Result, Status};

@@ -1,5 +1,5 @@
 //! Native tests of the pure parts: encodings (byte for byte against abi/ABI.md), query
-//! decoding, key helpers, the status table, quoting, response checks, alarms (the staged
+//! decoding, key helpers, the status table, quoting, JSON strings, response checks, alarms (the staged
 //! time, the handler's arguments, the default handler, refused times), calls (the target
 //! and staged response encodings, call errors, the default RPC handler) and WebSockets (the
 //! socket and tag lists, upgrade detection, the checks made before calling the host, the
@@ -386,6 +386,43 @@ fn go_quote() {
     );
     assert_eq!(quote("\u{feff}\u{e0001}"), r#""\ufeff\U000e0001""#);
     assert_eq!(quote(b"\xe2\x82"), r#""\xe2\x82""#);
+}
+
+#[test]
+fn json_strings() {
+    fn json(s: &[u8]) -> Vec<u8> {
+        let mut b = b"x:".to_vec();
+        push_json_string(&mut b, s);
+        assert_eq!(&b[..2], b"x:", "appends");
+        b.split_off(2)
+    }
+    assert_eq!(json(b""), b"\"\"");
+    assert_eq!(json(b"ann"), b"\"ann\"");
+    assert_eq!(json(b"a\"b"), br#""a\"b""#);
+    assert_eq!(json(b"a\\b"), br#""a\\b""#);
+    assert_eq!(json(b"\n\r\t"), br#""\n\r\t""#);
+    assert_eq!(
+        json(b"\x00\x01\x0b\x1b\x1f"),
+        br#""\u0000\u0001\u000b\u001b\u001f""#
+    );
+    // 0x20 and above are kept, DEL too; so are UTF-8 and bytes that are not UTF-8.
+    assert_eq!(json(b" ~\x7f"), b"\" ~\x7f\"");
+    assert_eq!(
+        json("h\u{e9} \u{4e16} </> \u{2028}".as_bytes()),
+        "\"h\u{e9} \u{4e16} </> \u{2028}\"".as_bytes()
+    );
+    assert_eq!(json(b"a\xffb\xe2\x82"), b"\"a\xffb\xe2\x82\"");
+    // Anything that is bytes: &str, String, Vec<u8>.
+    let mut b = Vec::new();
+    push_json_string(&mut b, "\u{1}");
+    push_json_string(&mut b, String::from("\\"));
+    push_json_string(&mut b, vec![b'"']);
+    assert_eq!(b, br#""\u0001""\\""\"""#);
+    // The example of the documentation.
+    let mut b = b"{\"name\":".to_vec();
+    push_json_string(&mut b, "say \"hi\"\n");
+    b.push(b'}');
+    assert_eq!(b, br#"{"name":"say \"hi\"\n"}"#);
 }
 
 #[test]

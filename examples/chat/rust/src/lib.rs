@@ -11,7 +11,10 @@
 //! room's message counter is the storage key `seq` (decimal text). `ping` is answered `pong` by
 //! the host without waking the room.
 
-use dowasm::{Context, Message, Object, Request, Response, Result, Status, Storage, WebSocket};
+use dowasm::{
+    push_json_string, Context, Message, Object, Request, Response, Result, Status, Storage,
+    WebSocket,
+};
 
 /// The tag of every member's socket.
 const TAG: &str = "member";
@@ -23,30 +26,6 @@ const MAX_NAME: usize = 32;
 struct Chat {
     ctx: Context,
     store: Storage,
-}
-
-/// Appends `s` as a JSON string: `"` and `\` get a backslash, newline, carriage return and tab
-/// become `\n`, `\r`, `\t`, other bytes below 0x20 `\u00xx` (lowercase hex); every other byte
-/// is copied as it is.
-fn push_json_string(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            c if c < 0x20 => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(c >> 4) as usize]);
-                out.push(HEX[(c & 15) as usize]);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(b'"');
 }
 
 /// Appends `["<a>","<b>"]`.
@@ -72,10 +51,7 @@ fn notice(kind: &str, name: &[u8]) -> Vec<u8> {
 /// Sends a text message. Text frames should be UTF-8; the JSON is, unless a name is not
 /// (possible with a percent-encoded name), and then its invalid bytes become U+FFFD.
 fn send(ws: WebSocket, msg: &[u8]) -> Result<()> {
-    match std::str::from_utf8(msg) {
-        Ok(s) => ws.send_text(s),
-        Err(_) => ws.send_text(&String::from_utf8_lossy(msg)),
-    }
+    ws.send_text(&String::from_utf8_lossy(msg))
 }
 
 /// Sends to a member that may have left during this event (its socket is then gone): that
@@ -221,22 +197,8 @@ dowasm::export!(Chat);
 mod tests {
     use super::*;
 
-    fn json(s: &[u8]) -> Vec<u8> {
-        let mut b = Vec::new();
-        push_json_string(&mut b, s);
-        b
-    }
-
     #[test]
-    fn json_strings() {
-        assert_eq!(json(b"ann"), b"\"ann\"");
-        assert_eq!(json(b""), b"\"\"");
-        assert_eq!(json(b"a\"b\\c"), b"\"a\\\"b\\\\c\"");
-        assert_eq!(json(b"\n\r\t"), b"\"\\n\\r\\t\"");
-        assert_eq!(json(b"\x00\x01\x1f\x7f"), b"\"\\u0000\\u0001\\u001f\x7f\"");
-        assert_eq!(json(b"\x0b\x1b"), b"\"\\u000b\\u001b\"");
-        assert_eq!(json("h\u{e9} </>".as_bytes()), "\"h\u{e9} </>\"".as_bytes());
-        assert_eq!(json(b"\xff"), b"\"\xff\"");
+    fn names_and_notices() {
         let mut b = Vec::new();
         push_json_names(&mut b, &[]);
         assert_eq!(b, b"[]");

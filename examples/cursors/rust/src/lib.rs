@@ -13,7 +13,9 @@
 //! `<x> <y> <name>` (`-1 -1 <name>` until the page moves). `ping` is answered `pong` by the host
 //! without waking the room.
 
-use dowasm::{Context, Error, Message, Object, Request, Response, Result, Status, WebSocket};
+use dowasm::{
+    push_json_string, Context, Error, Message, Object, Request, Response, Result, Status, WebSocket,
+};
 
 /// The tag of every page's socket.
 const TAG: &str = "cursor";
@@ -104,37 +106,10 @@ fn parse_message(text: &str) -> Option<(&'static str, i64, i64)> {
     Some((kind, coord(x)?, coord(y)?))
 }
 
-/// Appends `s` as a JSON string: `"` and `\` get a backslash, newline, carriage return and tab
-/// become `\n`, `\r`, `\t`, other bytes below 0x20 `\u00xx` (lowercase hex); every other byte
-/// is copied as it is.
-fn push_json_string(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            c if c < 0x20 => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(c >> 4) as usize]);
-                out.push(HEX[(c & 15) as usize]);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(b'"');
-}
-
 /// Sends a text message. Text frames should be UTF-8; the JSON is, unless a name is not
 /// (possible with a percent-encoded name), and then its invalid bytes become U+FFFD.
 fn send(ws: WebSocket, msg: &[u8]) -> Result<()> {
-    match std::str::from_utf8(msg) {
-        Ok(s) => ws.send_text(s),
-        Err(_) => ws.send_text(&String::from_utf8_lossy(msg)),
-    }
+    ws.send_text(&String::from_utf8_lossy(msg))
 }
 
 /// Sends to a page that may have left during this event (its socket is then gone): that page
@@ -360,8 +335,5 @@ mod tests {
             b,
             b"{\"type\":\"move\",\"id\":12,\"name\":\"\",\"x\":1,\"y\":2}".to_vec()
         );
-        let mut b = Vec::new();
-        push_json_string(&mut b, b"a\"\\\n\r\t\x01\x1f\xc3\xa9");
-        assert_eq!(b, b"\"a\\\"\\\\\\n\\r\\t\\u0001\\u001f\xc3\xa9\"".to_vec());
     }
 }

@@ -114,6 +114,9 @@ func (o *object) runAlarm(db *storage.DB, ev *event) error {
 	if err := o.beginWrite(db, nil); err != nil {
 		return err
 	}
+	// (The index is reconciled after the batch; a commit before a call of the handler may have
+	// reconciled it already, for the alarm as it was then.)
+	o.alarmTouched = true
 	switch {
 	case ev.alarmDeleted:
 		return drop("the handler deleted it before failing")

@@ -122,6 +122,9 @@ func (in *instance) callObject(targetEnc []byte, ev *event) (eventResult, *callE
 	default:
 		return eventResult{}, &callError{abi.InvalidArgument, fmt.Sprintf("call target: unknown kind %d", kind)}
 	}
+	if cur.txnDepth > 0 {
+		return eventResult{}, &callError{abi.NotAllowed, fmt.Sprintf("call to %s inside a transaction: the writes before a call are committed before it leaves, which a transaction that may still roll back cannot allow; commit the transaction first", className)}
+	}
 	depth := max(cur.depth, 1) + 1
 	if depth > abi.MaxCallDepth {
 		return eventResult{}, &callError{abi.TooDeep, fmt.Sprintf("call depth %d exceeds %d", depth, abi.MaxCallDepth)}
@@ -134,6 +137,9 @@ func (in *instance) callObject(targetEnc []byte, ev *event) (eventResult, *callE
 		return eventResult{}, cerr
 	}
 	defer r.calls.leave(caller.key)
+	if cerr := caller.commitSoFar(cur); cerr != nil {
+		return eventResult{}, cerr
+	}
 
 	ev.depth = depth
 	if d, ok := cur.ctx.Deadline(); ok {
@@ -165,6 +171,29 @@ func (in *instance) callObject(targetEnc []byte, ev *event) (eventResult, *callE
 		// dropped.
 		return eventResult{}, &callError{abi.EventCancelled, fmt.Sprintf("call to %s: %v", calleeLabel, cur.ctx.Err())}
 	}
+}
+
+// commitSoFar is the output gate of a call (invariant 3): the call leaves only once every write
+// made before it, by this event and by the events before it in the batch, is committed. The
+// caller cannot wait for the commit at the end of its event, since it waits for the answer first;
+// so the batch so far is committed now and the outputs it held (the earlier events' responses,
+// the socket effects recorded so far) are released. Writes after the call go into a new
+// transaction: an event that fails after a call loses only those. If the commit fails, the
+// whole batch fails when the running event returns.
+func (o *object) commitSoFar(ev *event) *callError {
+	if o.fatal != nil {
+		return &callError{abi.EventCancelled, "the writes before this call could not be committed: " + o.fatal.Error()}
+	}
+	if o.txOpen {
+		if err := o.commit(ev.db); err != nil {
+			o.fatal = fmt.Errorf("commit before a call to another object: %w", err)
+			return &callError{abi.EventCancelled, "the writes before this call could not be committed (the event fails): " + err.Error()}
+		}
+		ev.savepoint = false // COMMIT ended it; the next write opens a new transaction and savepoint
+	}
+	o.release(o.batch, o.current)
+	o.wsReleaseSoFar(ev)
+	return nil
 }
 
 // callFailed stages a failed call's message for the guest and returns its status.

@@ -94,6 +94,7 @@ type event struct {
 	cpuExceeded bool
 	sock        *Socket // accepted by ws_accept
 	endSock     *Socket // the ended socket of a close or error event
+	wsMark      wsMark  // the batch's socket effects before this event (a failure rolls back to it)
 }
 
 // registry maps object keys to their loops. It is sharded so that different objects rarely
@@ -168,6 +169,12 @@ type object struct {
 	batch         []*event
 	txOpen        bool    // the current batch's transaction has begun (at its first write)
 	ws            wsBatch // the batch's socket effects, applied after its commit
+	// current is the index in the batch of the running event; released counts the events at
+	// the front of the batch whose results were already sent (by a commit before a call)
+	current, released int
+	// fatal, once set by a host function, fails the whole batch when the running event returns
+	// (a commit before a call failed: the transaction cannot be trusted any more)
+	fatal error
 
 	// alarms (see alarms.go): alarmTouched says an event of the batch may have changed the
 	// alarm; indexAt is this object's entry in the class's alarm index (valid when indexKnown;
@@ -389,7 +396,8 @@ func (o *object) evict() {
 
 // process runs a batch of events in one transaction: each event in its own savepoint, then one
 // commit, then every response is released. A failed event rolls back to its savepoint and
-// discards the instance; the others still commit.
+// discards the instance; the others still commit. A call to another object commits the batch so
+// far first (commitSoFar), releasing the outputs of the events before it.
 func (o *object) process(batch []*event) {
 	r := o.class.rt
 	for _, ev := range batch {
@@ -397,6 +405,7 @@ func (o *object) process(batch []*event) {
 			o.name = ev.name
 		}
 	}
+	o.released = 0
 	db, err := r.store.Acquire(r.shutdown, o.class.name, o.idHex)
 	if err != nil {
 		if r.shutdown.Err() != nil {
@@ -412,54 +421,74 @@ func (o *object) process(batch []*event) {
 	}
 	o.txOpen = false
 	if err := o.checkName(db); err != nil {
-		db.Rollback()
-		o.failAll(batch, fmt.Errorf("object metadata: %w", err))
+		o.abort(db, batch, fmt.Errorf("object metadata: %w", err))
 		return
 	}
-	for _, ev := range batch {
+	for i, ev := range batch {
+		o.current = i
 		if fatal := o.runEvent(db, ev); fatal != nil {
-			db.Rollback()
-			o.alarmTouched = false
-			o.evict()
-			o.nameChecked = false
-			o.failAll(batch, fatal)
+			o.abort(db, batch, fatal)
 			return
 		}
 	}
-	if o.alarmTouched && o.txOpen {
-		if err := o.alarmBeforeCommit(db); err != nil {
-			// Committing an alarm the index might not know of could lose it: fail instead.
-			db.Rollback()
-			o.txOpen, o.alarmTouched, o.indexKnown = false, false, false
-			o.evict()
-			o.nameChecked = false
-			o.failAll(batch, fmt.Errorf("alarm index, writes lost: %w", err))
-			return
-		}
+	if err := o.commit(db); err != nil {
+		o.abort(db, batch, err)
+		return
 	}
+	o.wsApply()
+	o.release(batch, len(batch))
+}
+
+// commit commits the batch's transaction if anything was written, with the alarm index updated
+// around it. After an error nothing is committed and the batch must be aborted.
+func (o *object) commit(db *storage.DB) error {
 	if !o.txOpen {
 		// Nothing was written: there is nothing to commit and nothing to wait for.
-	} else if err := db.Commit(); err != nil {
-		// Invariant 4: every output held for this commit is dropped, and the instance (whose
-		// memory may reflect writes that never committed) is discarded.
-		db.Rollback()
-		o.txOpen = false
-		o.evict()
-		o.nameChecked = false
-		o.alarmTouched = false
-		o.failAll(batch, fmt.Errorf("commit failed, writes lost: %w", err))
-		return
+		if o.alarmTouched {
+			o.alarmTouched = false
+			o.alarmAfterCommit(db)
+		}
+		return nil
+	}
+	if db.TxLost() {
+		return fmt.Errorf("writes lost: %w", storage.ErrTxLost)
+	}
+	if o.alarmTouched {
+		if err := o.alarmBeforeCommit(db); err != nil {
+			// Committing an alarm the index might not know of could lose it: fail instead.
+			return fmt.Errorf("alarm index, writes lost: %w", err)
+		}
+	}
+	if err := db.Commit(); err != nil {
+		return fmt.Errorf("commit failed, writes lost: %w", err)
 	}
 	o.txOpen = false
 	if o.alarmTouched {
 		o.alarmTouched = false
 		o.alarmAfterCommit(db)
 	}
-	o.wsApply()
-	for _, ev := range batch {
+	return nil
+}
+
+// abort ends a batch whose transaction cannot commit (invariant 4): the transaction is rolled
+// back, every output held for it is dropped (each caller gets err), and the instance, whose
+// memory may reflect writes that never committed, is discarded. Events released before (by a
+// commit before a call) keep their results.
+func (o *object) abort(db *storage.DB, batch []*event, err error) {
+	db.Rollback()
+	o.txOpen, o.alarmTouched, o.indexKnown = false, false, false
+	o.evict()
+	o.nameChecked = false
+	o.failAll(batch, err)
+}
+
+// release sends the results of batch[o.released:upto] to their callers.
+func (o *object) release(batch []*event, upto int) {
+	for _, ev := range batch[o.released:upto] {
 		ev.done <- ev.result
 		ev.db, ev.ctx = nil, nil
 	}
+	o.released = upto
 }
 
 // checkName recovers the object's name from its metadata when it is addressed by ID only, and
@@ -480,9 +509,10 @@ func (o *object) checkName(db *storage.DB) error {
 	return nil
 }
 
+// failAll answers every event of the batch not yet released with err.
 func (o *object) failAll(batch []*event, err error) {
 	o.ws.discard(&o.class.rt.ws)
-	for _, ev := range batch {
+	for _, ev := range batch[o.released:] {
 		ev.done <- eventResult{err: &EventError{Class: o.class.name, Object: o.idHex, Err: err}}
 		ev.db, ev.ctx = nil, nil
 	}
@@ -506,8 +536,15 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	defer cancel()
 	ev.ctx, ev.db, ev.savepoint = ctx, db, false
 	ev.cpu, ev.cpuLimit, ev.cpuExceeded = cpuMeter{on: limits.EventCPU > 0}, limits.EventCPU, false
-	mark := o.ws.mark()
+	ev.wsMark = o.ws.mark()
 	err := fn()
+	if o.fatal != nil {
+		fatal := o.fatal
+		o.fatal = nil
+		o.ws.rollback(ev.wsMark, &r.ws)
+		ev.sock = nil
+		return fatal
+	}
 	if err == nil && ev.storageErr != nil {
 		if limit := o.class.cur.Load().limits.StorageBytes; limit > 0 && storage.IsFull(ev.storageErr) {
 			err = fmt.Errorf("object storage limit of %d bytes reached (or the disk is full): %w", limit, ev.storageErr)
@@ -517,8 +554,13 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	}
 	if err != nil {
 		o.evict()
-		o.ws.rollback(mark, &r.ws)
+		o.ws.rollback(ev.wsMark, &r.ws)
 		ev.sock = nil
+		if db.TxLost() {
+			// SQLite ended the whole transaction by itself (invariant 7): the writes of every
+			// event of the batch are gone, so every event fails.
+			return fmt.Errorf("storage failed and SQLite rolled back the transaction of the whole batch of events (this one's and the others' writes are lost): %w", err)
+		}
 		if ev.savepoint {
 			if rerr := db.RollbackTo("ev"); rerr != nil {
 				return fmt.Errorf("rollback after %v: %w", err, rerr)

@@ -362,11 +362,15 @@ func (b *wsBatch) record(op wsOp) {
 // wsApply releases the batch's socket effects after its commit, in the order the events made
 // them.
 func (o *object) wsApply() {
-	b := &o.ws
-	if b.empty() {
+	if o.ws.empty() {
 		return
 	}
-	for _, op := range b.ops {
+	o.wsApplyOps()
+	o.ws.reset()
+}
+
+func (o *object) wsApplyOps() {
+	for _, op := range o.ws.ops {
 		switch op.kind {
 		case opSend:
 			op.s.enqueue(op.typ, op.data)
@@ -380,7 +384,22 @@ func (o *object) wsApply() {
 			o.class.rt.ws.setFor(o).auto.Store(op.auto)
 		}
 	}
-	b.reset()
+}
+
+// wsReleaseSoFar releases the socket effects recorded so far, after the commit that comes before
+// a call (commitSoFar). The sockets the running event accepted stay listed for its rollback: if
+// it fails after the call, its client gets the error, not the upgrade.
+func (o *object) wsReleaseSoFar(ev *event) {
+	b := &o.ws
+	o.wsApplyOps()
+	clear(b.ops)
+	b.ops = b.ops[:0]
+	clear(b.closed)
+	clear(b.attach)
+	n := copy(b.accepted, b.accepted[ev.wsMark.accepted:])
+	clear(b.accepted[n:])
+	b.accepted = b.accepted[:n]
+	ev.wsMark = wsMark{}
 }
 
 func (b *wsBatch) reset() {

@@ -25,8 +25,10 @@ type DB struct {
 
 	conn  *sqlite3.SQLiteConn
 	stmts map[string]driver.Stmt
-	inTx  bool
-	dur   Durability
+	// inTx: Begin opened a transaction that Commit or Rollback has not ended. SQLite may end it
+	// by itself on an error (see TxLost); then every statement but ROLLBACK is refused.
+	inTx bool
+	dur  Durability
 	// absent: the object has no database file yet. Reads find nothing; the first write creates
 	// the file (materialize), so reading an object that never wrote costs no file and no fsync.
 	absent bool
@@ -215,6 +217,11 @@ func (d *DB) bind(vals ...any) []driver.NamedValue {
 }
 
 func (d *DB) exec(q string, vals ...any) (int64, error) {
+	if d.inTx && q != "ROLLBACK" && d.TxLost() {
+		// Run now, the statement would be its own transaction: durable at once, outside the
+		// batch that a failure is about to roll back.
+		return 0, fmt.Errorf("database %s: %w", d.path, ErrTxLost)
+	}
 	st, err := d.stmt(q)
 	if err != nil {
 		return 0, err
@@ -285,8 +292,18 @@ func (d *DB) Rollback() error {
 	return err
 }
 
-// InTx reports whether a transaction is open.
+// InTx reports whether Begin opened a transaction that has not been committed or rolled back
+// (it may have been lost: see TxLost).
 func (d *DB) InTx() bool { return d.inTx }
+
+// TxLost reports whether the transaction Begin opened is gone although neither Commit nor
+// Rollback ended it: SQLite rolls back a whole transaction by itself on some errors (SQLITE_FULL,
+// IOERR, NOMEM, BUSY: "it might be necessary for SQLite to rollback and cancel the entire
+// transaction"), savepoints included. Every write of the transaction is then lost, and every
+// statement but Rollback fails with ErrTxLost.
+func (d *DB) TxLost() bool {
+	return d.inTx && (d.conn == nil || d.conn.AutoCommit())
+}
 
 func checkName(name string) error {
 	if name == "" {

@@ -38,6 +38,8 @@ var (
 	ErrTooManyKeys   = errors.New("too many keys in one batch")
 	ErrInvalid       = errors.New("invalid argument")
 	ErrClosed        = errors.New("storage closed")
+	// ErrTxLost: SQLite rolled back the open transaction by itself after an error (DB.TxLost).
+	ErrTxLost = errors.New("the transaction was rolled back by SQLite after an earlier storage error; no more writes until it ends")
 )
 
 // Options configure a Store.

@@ -226,6 +226,17 @@ func fetch(reqLen int32) int32 {
 		txnBegin()
 		put(query(q, "k"), query(q, "v"))
 		return respond(200, "open")
+	case "/fill":
+		// Writes 64 KiB values until a write fails (the storage limit or a full disk), ignores
+		// the failure and writes k=v: that later write must not outlive the failed event.
+		val := strings.Repeat("x", 64<<10)
+		var s int32
+		i := 0
+		for ; i < 100000 && s == 0; i++ {
+			s = put("fill"+strconv.Itoa(i), val)
+		}
+		after := put(query(q, "k"), query(q, "v"))
+		return respond(200, "filled "+strconv.Itoa(i)+" status "+itoa(s)+" after "+itoa(after))
 	case "/deleteall":
 		return respond(200, strconv.Itoa(int(storageDeleteAll())))
 	case "/bad-response":
@@ -381,6 +392,16 @@ func callProbe(path, q string) int32 {
 		}
 		body, _ := field(rest)
 		return respond(200, "ok "+strconv.Itoa(int(status))+" "+body)
+	case "/call-then-trap": // k=v written, then an RPC incr on name, then a trap
+		put(query(q, "k"), query(q, "v"))
+		rpc(class, query(q, "name"), "incr", "")
+		panic("probe: trap after a call")
+	case "/call-in-txn": // an RPC incr on name inside an explicit transaction: refused
+		txnBegin()
+		put(query(q, "k"), query(q, "v"))
+		r := rpc(class, query(q, "name"), "incr", "")
+		txnCommit()
+		return respond(200, r)
 	case "/call-seq": // n RPC incr calls on one object: the results, comma-separated
 		n, _ := strconv.Atoi(query(q, "n"))
 		var out []string

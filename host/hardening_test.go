@@ -1,0 +1,169 @@
+package host
+
+import (
+	"context"
+
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// storageFailureCases run a guest that fills its storage, ignores the failed write and writes
+// another key: the event must fail and leave nothing, the later key included (before the fix,
+// SQLite had rolled back the batch's transaction by itself and the later write ran in autocommit,
+// durable at once).
+func checkFillLeavesNothing(t *testing.T, c *Class, wantErr string) {
+	t.Helper()
+	st, body, err := do(c, "filler", "/fill?k=after&v=1")
+	if err == nil {
+		t.Fatalf("filling the storage succeeded: %d %q", st, body)
+	}
+	if !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("error %q does not say %q", err, wantErr)
+	}
+	for _, k := range []string{"after", "fill0"} {
+		if st, body, err := do(c, "filler", "/get?k="+k); err != nil || st != 404 {
+			t.Errorf("key %s after the failed event: %d %q %v (want 404: the event's writes must all be rolled back)", k, st, body, err)
+		}
+	}
+	// The object still works.
+	if got := mustDo(t, c, "filler", "/incr"); got != "1" {
+		t.Errorf("incr after the failure = %s, want 1", got)
+	}
+}
+
+func TestStorageQuotaIgnoredErrorLeavesNothing(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c, err := rt.DeployClass(context.Background(), "probe", "probe", guestWasm(t, "tests/guests/probe"), ClassLimits{StorageBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFillLeavesNothing(t, c, "storage limit of 1048576 bytes reached")
+}
+
+// TestFullDiskIgnoredErrorLeavesNothing fills a real file system (a 3 MiB tmpfs).
+func TestFullDiskIgnoredErrorLeavesNothing(t *testing.T) {
+	dir := smallFS(t, "3m")
+	rt := newTestRuntime(t, Config{DataDir: dir})
+	c := loadProbe(t, rt)
+	checkFillLeavesNothing(t, c, "full")
+}
+
+// smallFS mounts a tmpfs of the given size for the test (root only).
+func smallFS(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs (a real full disk)")
+	}
+	dir := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s)", err, out)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// A call leaves only after the writes before it are committed (the output gate, invariant 3):
+// a caller that writes, calls and then traps keeps its write, as the callee keeps its own.
+func TestCallCommitsWritesBeforeIt(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c := loadProbe(t, rt)
+	if _, _, err := do(c, "caller", "/call-then-trap?k=mine&v=1&name=callee"); err == nil || !strings.Contains(err.Error(), "trap after a call") {
+		t.Fatalf("call-then-trap: %v, want the trap", err)
+	}
+	if got := mustDo(t, c, "callee", "/get?k=n"); got != "1" {
+		t.Errorf("callee's counter = %s, want 1", got)
+	}
+	if st, body, err := do(c, "caller", "/get?k=mine"); err != nil || st != 200 || body != "1" {
+		t.Errorf("caller's write before the call: %d %q %v; want it committed", st, body, err)
+	}
+}
+
+func TestCallInsideTransactionRefused(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c := loadProbe(t, rt)
+	got := mustDo(t, c, "caller", "/call-in-txn?k=mine&v=1&name=callee")
+	if !strings.HasPrefix(got, "err 11 ") || !strings.Contains(got, "inside a transaction") {
+		t.Errorf("call inside a transaction: %q, want NOT_ALLOWED saying why", got)
+	}
+	if st, _, err := do(c, "callee", "/get?k=n"); err != nil || st != 404 {
+		t.Errorf("the refused call reached the callee: %d %v", st, err)
+	}
+}
+
+// queued reports how many events wait in the mailbox of the object named name, and whether the
+// object has a loop at all.
+func queued(c *Class, name string) (n int, active bool) {
+	key := c.name + "/" + c.ns.FromName(name).String()
+	sh := c.rt.objects.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	o := sh.m[key]
+	if o == nil {
+		return 0, false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.mailbox), true
+}
+
+// waitQueued waits until the object's mailbox holds n events (n = 0: it took its last one).
+func waitQueued(t *testing.T, c *Class, name string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if got, active := queued(c, name); active && got == n {
+			return
+		}
+	}
+	t.Fatalf("object %s never had %d events queued", name, n)
+}
+
+// When SQLite rolls back the batch's transaction by itself, every event of the batch fails, each
+// caller told why, and none of their writes stays: the events before the failing one lost their
+// writes with the transaction, the ones after it never run on a transaction that is gone.
+func TestLostTransactionFailsWholeBatch(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c, err := rt.DeployClass(context.Background(), "probe", "probe", guestWasm(t, "tests/guests/probe"), ClassLimits{StorageBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan error, 1)
+	go func() { _, _, err := do(c, "o", "/sleep?ms=300"); busy <- err }()
+	paths := []string{"/put?k=a&v=1", "/fill?k=after&v=1", "/put?k=b&v=1"}
+	errs := make([]chan error, len(paths))
+	waitQueued(t, c, "o", 0) // the sleeper runs (the object had no loop before it)
+	for i, p := range paths {
+		// Queued one after the other while the object sleeps: one batch, in this order.
+		errs[i] = make(chan error, 1)
+		go func() { _, _, err := do(c, "o", p); errs[i] <- err }()
+		waitQueued(t, c, "o", i+1)
+	}
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range paths {
+		err := <-errs[i]
+		if err == nil || !strings.Contains(err.Error(), "whole batch") {
+			t.Errorf("%s: %v; want the whole batch to fail", p, err)
+		}
+	}
+	for _, k := range []string{"a", "after", "b", "fill0"} {
+		if st, _, err := do(c, "o", "/get?k="+k); err != nil || st != 404 {
+			t.Errorf("key %s: %d %v, want 404", k, st, err)
+		}
+	}
+	if got := mustDo(t, c, "o", "/incr"); got != "1" {
+		t.Errorf("incr after the failed batch = %s, want 1", got)
+	}
+}

@@ -303,7 +303,7 @@ var HostFuncs = []Func{
 		Statuses: []Status{BadPointer, InvalidArgument, NotAllowed, LimitExceeded},
 		Doc:      "Accepts the current fetch's WebSocket upgrade with an encoded tag list; returns the new socket's ID (> 0). The upgrade happens when the event commits."},
 	{Name: "ws_send", Params: []Param{p("socket"), p("kind"), p("ptr"), p("len")}, Results: []ValType{I32},
-		Statuses: []Status{BadPointer, InvalidArgument, NotFound, ValueTooLarge},
+		Statuses: []Status{BadPointer, InvalidArgument, NotFound, ValueTooLarge, LimitExceeded},
 		Doc:      "Sends a text (kind 1) or binary (kind 2) message to a socket; the host copies it and releases it after the event's commit."},
 	{Name: "ws_close", Params: []Param{p("socket"), p("code"), p("reason_ptr"), p("reason_len")}, Results: []ValType{I32},
 		Statuses: []Status{BadPointer, InvalidArgument, NotFound},

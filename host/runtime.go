@@ -90,6 +90,10 @@ type Config struct {
 	// WSSendBuffer bounds the bytes waiting to be sent to one socket; a client that lets more
 	// pile up is disconnected (1008). Default 1 MiB.
 	WSSendBuffer int
+	// WSBatchBytes bounds the bytes of the messages one batch of events sends (held until its
+	// commit); ws_send past it, or past WSSendBuffer for one socket, fails with LIMIT_EXCEEDED.
+	// Consecutive sends of one message to many sockets count once. Default 64 MiB.
+	WSBatchBytes int
 	// WSPingInterval is how often the host pings each socket; a client that does not answer
 	// within the interval is lost (close 1006). Default 30s.
 	WSPingInterval time.Duration
@@ -149,6 +153,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WSSendBuffer <= 0 {
 		c.WSSendBuffer = 1 << 20
+	}
+	if c.WSBatchBytes <= 0 {
+		c.WSBatchBytes = 64 << 20
 	}
 	if c.WSPingInterval <= 0 {
 		c.WSPingInterval = 30 * time.Second

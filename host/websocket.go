@@ -308,6 +308,12 @@ type wsBatch struct {
 	accepted []*Socket
 	closed   map[uint32]bool
 	attach   map[uint32][]byte
+	// pending is the bytes of the sends recorded for each socket; bytes is the memory all the
+	// recorded sends hold (consecutive sends of the same message to many sockets share one copy).
+	// Both are bounded when a send is recorded (ws_send fails with LIMIT_EXCEEDED), so a handler
+	// cannot make the host hold more than WSSendBuffer per socket and WSBatchBytes in all.
+	pending map[uint32]int
+	bytes   int
 }
 
 type wsMark struct{ ops, accepted int }
@@ -334,9 +340,19 @@ func (b *wsBatch) rollback(m wsMark, h *wsHub) {
 	b.accepted = b.accepted[:m.accepted]
 	clear(b.closed)
 	clear(b.attach)
-	for _, op := range b.ops {
+	clear(b.pending)
+	b.bytes = 0
+	for i, op := range b.ops {
 		b.view(op)
+		if op.kind == opSend && !(i > 0 && sameData(b.ops[i-1].data, op.data)) {
+			b.bytes += len(op.data)
+		}
 	}
+}
+
+// sameData reports whether a and b are the same copy.
+func sameData(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (b *wsBatch) view(op wsOp) {
@@ -351,6 +367,11 @@ func (b *wsBatch) view(op wsOp) {
 			b.attach = map[uint32][]byte{}
 		}
 		b.attach[op.s.id] = op.data
+	case opSend:
+		if b.pending == nil {
+			b.pending = map[uint32]int{}
+		}
+		b.pending[op.s.id] += len(op.data)
 	}
 }
 
@@ -396,6 +417,8 @@ func (o *object) wsReleaseSoFar(ev *event) {
 	b.ops = b.ops[:0]
 	clear(b.closed)
 	clear(b.attach)
+	clear(b.pending)
+	b.bytes = 0
 	n := copy(b.accepted, b.accepted[ev.wsMark.accepted:])
 	clear(b.accepted[n:])
 	b.accepted = b.accepted[:n]
@@ -412,6 +435,8 @@ func (b *wsBatch) reset() {
 	b.accepted = b.accepted[:0]
 	clear(b.closed)
 	clear(b.attach)
+	clear(b.pending)
+	b.bytes = 0
 }
 
 // discard drops every effect of the batch (its commit failed).
@@ -809,7 +834,25 @@ func hfWSSend(in *instance, a []uint64) int32 {
 	if s == nil {
 		return fail(abi.NotFound)
 	}
-	in.obj.ws.record(wsOp{kind: opSend, s: s, typ: typ, data: bytes.Clone(b)})
+	return in.obj.ws.send(s, typ, b, &in.obj.class.rt.cfg)
+}
+
+// send records a message for s, within the bounds on what a batch may hold (see wsBatch).
+func (b *wsBatch) send(s *Socket, typ websocket.MessageType, msg []byte, cfg *Config) int32 {
+	if p := b.pending[s.id]; p > 0 && p+len(msg) > cfg.WSSendBuffer {
+		return fail(abi.LimitExceeded)
+	}
+	var data []byte
+	if n := len(b.ops); n > 0 && b.ops[n-1].kind == opSend && bytes.Equal(b.ops[n-1].data, msg) {
+		data = b.ops[n-1].data // a broadcast: one copy for every socket
+	} else {
+		if b.bytes+len(msg) > cfg.WSBatchBytes {
+			return fail(abi.LimitExceeded)
+		}
+		data = bytes.Clone(msg)
+		b.bytes += len(msg)
+	}
+	b.record(wsOp{kind: opSend, s: s, typ: typ, data: data})
 	return 0
 }
 

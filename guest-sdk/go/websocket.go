@@ -155,7 +155,9 @@ func (o *Object) SetWebSocketAutoResponse(request, response string) error {
 func (ws WebSocket) ID() uint32 { return uint32(ws) }
 
 // Send sends a text message (released when the event commits). ErrNotFound: the socket is not
-// open; ErrValueTooLarge: over the host's message size limit (1 MiB by default).
+// open; ErrValueTooLarge: over the host's message size limit (1 MiB by default);
+// ErrLimitExceeded: the sends held for this commit would exceed the socket's send buffer (1 MiB
+// by default) or 64 MiB in all, and the message is not sent.
 func (ws WebSocket) Send(text string) error {
 	_, err := check("ws_send", host.wsSendString(uint32(ws), 1, text))
 	return err

@@ -47,6 +47,7 @@ func TestHostile(t *testing.T) {
 	t.Run("init_loop", testInitLoop)
 	t.Run("alarm_always_fails", testAlarmAlwaysFails)
 	t.Run("socket_flood", testSocketFlood)
+	t.Run("send_flood", testSendFlood)
 	t.Logf("results (go test -v -run TestHostile ./tests/hostile/):\n%s", resultsTable())
 }
 

@@ -237,7 +237,9 @@ impl WebSocket {
     /// Sends a text message. It leaves when the event commits (and is dropped if it fails), in
     /// the order of the sends. The host never blocks: a client that does not read is
     /// disconnected when its buffer overflows. Errors: [`Status::NotFound`] (not open),
-    /// [`Status::ValueTooLarge`] (over the host's message limit, 1 MiB by default).
+    /// [`Status::ValueTooLarge`] (over the host's message limit, 1 MiB by default),
+    /// [`Status::LimitExceeded`] (the sends held for this commit would exceed the socket's send
+    /// buffer, 1 MiB by default, or 64 MiB in all: the message is not sent).
     pub fn send_text(&self, text: &str) -> Result<()> {
         self.send(codec::ws_kind::TEXT, text.as_bytes())
     }

@@ -225,6 +225,12 @@ func (c *Class) runAlarms() {
 			if scanned > 0 { // a new class has nothing to say
 				r.log.Info("alarm index: rebuilding from the objects' databases", "class", c.name, "index", c.alarms.Path(), "databases", scanned, "alarms", alarms)
 			}
+		}, func(path, aside string, err error) {
+			if aside != "" {
+				r.log.Error("alarm index: an object database is unreadable; moved aside, the object starts empty", "class", c.name, "file", path, "moved_to", aside, "err", err)
+			} else {
+				r.log.Error("alarm index: skipped a file it could not read", "class", c.name, "file", path, "err", err)
+			}
 		})
 		if err != nil {
 			if r.shutdown.Err() == nil {

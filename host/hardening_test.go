@@ -2,17 +2,20 @@ package host
 
 import (
 	"context"
-
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dowasm/dowasm/internal/testutil"
 )
 
-// storageFailureCases run a guest that fills its storage, ignores the failed write and writes
+// checkFillLeavesNothing runs a guest that fills its storage, ignores the failed write and writes
 // another key: the event must fail and leave nothing, the later key included (before the fix,
 // SQLite had rolled back the batch's transaction by itself and the later write ran in autocommit,
 // durable at once).
@@ -165,5 +168,54 @@ func TestLostTransactionFailsWholeBatch(t *testing.T) {
 	}
 	if got := mustDo(t, c, "o", "/incr"); got != "1" {
 		t.Errorf("incr after the failed batch = %s, want 1", got)
+	}
+}
+
+// One unreadable object database must not stop alarm recovery for its class: the index rebuild
+// sets it aside with an error in the log and goes on (before, it stopped at the bad file and the
+// alarms of the databases after it never fired, on every restart).
+func TestAlarmRebuildSkipsUnreadableDatabase(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(alarmEpoch)
+	rt := newTestRuntime(t, Config{DataDir: dir, Clock: clock})
+	c := loadProbe(t, rt)
+	var paths []string
+	for _, name := range []string{"a", "b", "c"} {
+		mustDo(t, c, name, "/alarm-in?d=5000")
+		paths = append(paths, rt.store.Path("probe", c.ns.FromName(name).String()))
+	}
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The rebuild walks the tree in lexical order: damage the first database it meets.
+	slices.Sort(paths)
+	bad := paths[0]
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(bad + suffix)
+	}
+	if err := os.WriteFile(bad, []byte(strings.Repeat("not a database ", 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "probe", "alarms.sqlite")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(index + suffix)
+	}
+	clock.Advance(time.Minute)
+	var logs testutil.LockedBuffer
+	rt2 := newTestRuntime(t, Config{DataDir: dir, Clock: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c2 := loadProbe(t, rt2)
+	waitFor(t, "the two readable objects' alarms", func() bool { return rt2.Stats().AlarmRuns == 2 })
+	if aside, _ := filepath.Glob(bad + ".unreadable-*"); len(aside) != 1 {
+		t.Errorf("the unreadable database was not set aside: %v", aside)
+	}
+	if !strings.Contains(logs.String(), "object database is unreadable") || !strings.Contains(logs.String(), bad) {
+		t.Errorf("no error naming %s in the log:\n%s", bad, logs.String())
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if p := rt2.store.Path("probe", c2.ns.FromName(name).String()); p == bad {
+			if got := mustDo(t, c2, name, "/incr"); got != "1" {
+				t.Errorf("the object whose database was set aside: incr = %s, want 1 (a new database)", got)
+			}
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver for database/sql
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver for database/sql
 )
 
 // AlarmIndex is one class's index of its objects' alarm times: which objects to wake, and when,
@@ -257,17 +257,34 @@ func (x *AlarmIndex) Count() (int, error) {
 }
 
 // Rebuild scans every object database of the class under dir (the store's layout) and ensures
-// an entry for each alarm found, then marks the index complete. It is safe while objects run:
-// their own index writes go through the same writer, and an entry left early or stale is
-// repaired when it fires. progress, if not nil, is called every 10,000 databases.
-func (x *AlarmIndex) Rebuild(ctx context.Context, dir string, progress func(scanned, alarms int)) error {
-	scanned, alarms := 0, 0
+// an index entry for each alarm found; then the index is complete. It is safe while objects run:
+// their own index writes go through the same writer, and an entry left early or stale is repaired
+// when it fires. progress, if not nil, is called every 10,000 databases and at the end.
+//
+// One unreadable database must not stop the alarms of every other object: a file SQLite says is
+// not a database or is corrupt is moved aside (to <file>.unreadable-<unix ns>, with its -wal and
+// -shm) and the scan goes on; an alarm that is not a number is reported and ignored; any other
+// failure to read a file or directory (permissions, I/O) skips it, and the index is then left
+// incomplete so the next start scans again. Each is reported to bad (aside is "" when the file
+// stayed where it was).
+func (x *AlarmIndex) Rebuild(ctx context.Context, dir string, progress func(scanned, alarms int), bad func(path, aside string, err error)) error {
+	scanned, alarms, skipped := 0, 0, 0
+	report := func(path, aside string, err error) {
+		if bad != nil {
+			bad(path, aside, err)
+		}
+	}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
-			return err
+			skipped++
+			report(path, "", err)
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -282,7 +299,23 @@ func (x *AlarmIndex) Rebuild(ctx context.Context, dir string, progress func(scan
 		scanned++
 		t, ok, err := readAlarm(path)
 		if err != nil {
-			return fmt.Errorf("rebuilding the alarm index: %s: %w", path, err)
+			if errors.Is(err, errNotAlarm) {
+				report(path, "", err)
+				return nil
+			}
+			if !isUnreadable(err) {
+				skipped++
+				report(path, "", err)
+				return nil
+			}
+			aside, merr := setAside(path)
+			if merr != nil {
+				skipped++
+				report(path, "", fmt.Errorf("%w (and moving it aside failed: %v)", err, merr))
+				return nil
+			}
+			report(path, aside, err)
+			return nil
 		}
 		if ok {
 			alarms++
@@ -298,15 +331,42 @@ func (x *AlarmIndex) Rebuild(ctx context.Context, dir string, progress func(scan
 	if err != nil {
 		return err
 	}
+	if progress != nil {
+		progress(scanned, alarms)
+	}
+	if skipped > 0 {
+		return fmt.Errorf("alarm index %s: %d files or directories could not be read (see above); the index is incomplete and is rebuilt again at the next start", x.path, skipped)
+	}
 	if _, err := x.db.Exec("INSERT OR REPLACE INTO info (key, value) VALUES ('complete', '1')"); err != nil {
 		return fmt.Errorf("alarm index %s: %w", x.path, err)
 	}
 	x.complete = true
-	if progress != nil {
-		progress(scanned, alarms)
-	}
 	return nil
 }
+
+// isUnreadable reports whether SQLite found that a file is not a usable database (as opposed to
+// failing to read it).
+func isUnreadable(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt)
+}
+
+// setAside moves an unreadable database (and its -wal and -shm) out of the store's layout,
+// keeping it for inspection, and returns its new path.
+func setAside(path string) (string, error) {
+	aside := fmt.Sprintf("%s.unreadable-%d", path, time.Now().UnixNano())
+	if err := os.Rename(path, aside); err != nil {
+		return "", err
+	}
+	for _, ext := range []string{"-wal", "-shm"} {
+		if err := os.Rename(path+ext, aside+ext); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return aside, err
+		}
+	}
+	return aside, nil
+}
+
+var errNotAlarm = errors.New("the stored alarm is not a number")
 
 // readAlarm reads the alarm time stored in one object's database, read-only.
 func readAlarm(path string) (int64, bool, error) {
@@ -325,7 +385,7 @@ func readAlarm(path string) (int64, bool, error) {
 	}
 	t, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("alarm %q is not a number", v)
+		return 0, false, fmt.Errorf("%w: %q", errNotAlarm, v)
 	}
 	return t, true, nil
 }

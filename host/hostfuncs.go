@@ -58,6 +58,10 @@ var hostFuncs = map[string]hostFunc{
 
 type instanceKey struct{}
 
+// startingKey holds the instance whose module's start function is running: limits apply to it,
+// but no host function does (the instance is not ready).
+type startingKey struct{}
+
 func fail(s abi.Status) int32 { return -int32(s) }
 
 // instantiateHostModule registers the "dowasm" module on the runtime, generated from the ABI

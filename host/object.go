@@ -677,15 +677,27 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 		WithWalltime(r.walltime, sys.ClockResolution(time.Microsecond)).
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
-	ctx := experimental.WithMemoryAllocator(ev.ctx, experimental.MemoryAllocatorFunc(allocateMemory))
 	cm := o.class.acquireModule()
-	mod, err := r.wz.InstantiateModule(ctx, cm.cm, cfg)
+	in := &instance{obj: o, module: cm, out: out}
+	// The module's start function (its start section) runs inside InstantiateModule: attached to
+	// the event like any guest call, so the event's deadline and CPU limit stop it (refill finds
+	// the instance under startingKey; host functions are refused until the instance exists).
+	in.ev, in.errMsg = ev, ""
+	ev.cpu.resume()
+	ctx := contextWithValues{Context: ev.ctx, vals: context.WithValue(context.Background(), startingKey{}, in)}
+	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(allocateMemory)), cm.cm, cfg)
+	ev.cpu.pause()
+	in.ev = nil
 	if err != nil {
 		o.class.releaseModule(cm)
+		if lerr := in.limitFailure(ev, "start function"); lerr != nil {
+			return nil, lerr
+		}
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{obj: o, mod: mod, init: mod.ExportedFunction("dowasm_init"), fetch: mod.ExportedFunction("dowasm_fetch"), alarm: mod.ExportedFunction("dowasm_alarm"), rpc: mod.ExportedFunction("dowasm_rpc"),
-		wsMessage: mod.ExportedFunction("dowasm_ws_message"), wsClose: mod.ExportedFunction("dowasm_ws_close"), wsError: mod.ExportedFunction("dowasm_ws_error"), module: cm, out: out}
+	in.mod = mod
+	in.init, in.fetch, in.alarm, in.rpc = mod.ExportedFunction("dowasm_init"), mod.ExportedFunction("dowasm_fetch"), mod.ExportedFunction("dowasm_alarm"), mod.ExportedFunction("dowasm_rpc")
+	in.wsMessage, in.wsClose, in.wsError = mod.ExportedFunction("dowasm_ws_message"), mod.ExportedFunction("dowasm_ws_close"), mod.ExportedFunction("dowasm_ws_error")
 	in.ctxVal = context.WithValue(context.Background(), instanceKey{}, in)
 	r.instanceCreated(o.key)
 	if f := mod.ExportedFunction("_initialize"); f != nil {
@@ -712,27 +724,7 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 	copy(stack, args)
 	ctx := contextWithValues{Context: ev.ctx, vals: in.ctxVal}
 	if err := f.CallWithStack(ctx, stack); err != nil {
-		dl, hasDL := ev.ctx.Deadline()
-		switch {
-		case ev.cpuExceeded:
-			return fmt.Errorf("%s exceeded the CPU time limit of %s per event (used %s)", what, ev.cpuLimit, ev.cpu.total().Round(time.Microsecond))
-		case errors.Is(ev.ctx.Err(), context.DeadlineExceeded) || (hasDL && !time.Now().Before(dl)):
-			// (refill compares the clock with the deadline, so the context's own timer may not
-			// have fired yet)
-			return fmt.Errorf("%s exceeded the event time limit of %s", what, in.module.limits.EventTimeout)
-		case ev.ctx.Err() != nil:
-			return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)
-		}
-		if in.errMsg != "" {
-			// The guest reported why before it trapped (Rust's panic hook does: a panic
-			// aborts, which is a trap on wasm32).
-			return fmt.Errorf("%s trapped: %s: %w", what, in.errMsg, err)
-		}
-		if p := in.out.takePanic(); p != "" {
-			// It printed why (TinyGo's runtime does, then traps).
-			return fmt.Errorf("%s trapped: %s: %w", what, p, err)
-		}
-		return fmt.Errorf("%s trapped: %w", what, err)
+		return in.failure(ev, what, err)
 	}
 	if len(f.Definition().ResultTypes()) == 1 {
 		if rc := int32(stack[0]); rc != 0 {
@@ -742,6 +734,41 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 			}
 			return fmt.Errorf("%s returned error code %d: %s", what, rc, msg)
 		}
+	}
+	return nil
+}
+
+// failure names why the guest call what of event ev failed with err: a limit, shutdown, or a
+// trap (with the guest's own message when it gave one).
+func (in *instance) failure(ev *event, what string, err error) error {
+	if lerr := in.limitFailure(ev, what); lerr != nil {
+		return lerr
+	}
+	if in.errMsg != "" {
+		// The guest reported why before it trapped (Rust's panic hook does: a panic aborts,
+		// which is a trap on wasm32).
+		return fmt.Errorf("%s trapped: %s: %w", what, in.errMsg, err)
+	}
+	if p := in.out.takePanic(); p != "" {
+		// It printed why (TinyGo's runtime does, then traps).
+		return fmt.Errorf("%s trapped: %s: %w", what, p, err)
+	}
+	return fmt.Errorf("%s trapped: %w", what, err)
+}
+
+// limitFailure is the error of a guest call what that was stopped by a limit of its event or by
+// shutdown, or nil.
+func (in *instance) limitFailure(ev *event, what string) error {
+	dl, hasDL := ev.ctx.Deadline()
+	switch {
+	case ev.cpuExceeded:
+		return fmt.Errorf("%s exceeded the CPU time limit of %s per event (used %s)", what, ev.cpuLimit, ev.cpu.total().Round(time.Microsecond))
+	case errors.Is(ev.ctx.Err(), context.DeadlineExceeded) || (hasDL && !time.Now().Before(dl)):
+		// (refill compares the clock with the deadline, so the context's own timer may not
+		// have fired yet)
+		return fmt.Errorf("%s exceeded the event time limit of %s", what, in.module.limits.EventTimeout)
+	case ev.ctx.Err() != nil:
+		return fmt.Errorf("%s cancelled: %w", what, ErrShuttingDown)
 	}
 	return nil
 }

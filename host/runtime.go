@@ -720,6 +720,9 @@ func instantiateFuelModule(ctx context.Context, rt wazero.Runtime, maxDepth uint
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 			in, _ := ctx.Value(instanceKey{}).(*instance)
+			if in == nil {
+				in, _ = ctx.Value(startingKey{}).(*instance) // a start function (newInstance)
+			}
 			enforceLimits(ctx, in)
 			stack[0] = fuelGrant
 		}), nil, []api.ValueType{api.ValueTypeI64}).

@@ -45,6 +45,7 @@ func TestHostile(t *testing.T) {
 	t.Run("bad_pointers", testBadPointers)
 	t.Run("init_trap", testInitTrap)
 	t.Run("init_loop", testInitLoop)
+	t.Run("start_loop", testStartLoop)
 	t.Run("alarm_always_fails", testAlarmAlwaysFails)
 	t.Run("socket_flood", testSocketFlood)
 	t.Run("send_flood", testSendFlood)
@@ -148,6 +149,19 @@ var (
 		limit: eventTimeout, what: "CPU limit", want: "fetch exceeded the CPU time limit of 300ms per event",
 		outcome: "500 `fetch exceeded the CPU time limit of 300ms per event (used …)`, rolled back"}
 )
+
+// testStartLoop: a module whose start function never returns, under a CPU limit and a much
+// longer event timeout: the CPU limit stops it (before, the start function ran before the
+// instance was attached to its event and only the 20 s timeout stopped it).
+func testStartLoop(t *testing.T) {
+	e := newEnv(t, host.Config{EventTimeout: 20 * time.Second, EventCPU: eventTimeout})
+	e.load("startloop", assemble(t, "startloop.wat"))
+	m := e.startTenant()
+	stop := runawayLimit(e, "startloop", "victim", 3, eventTimeout, "CPU limit", "start function exceeded the CPU time limit of 300ms per event")
+	st := m.finish()
+	record(resultRow{Case: "start function that never returns (CPU limit 300 ms, 20 s timeout)", Stop: stop,
+		Outcome: "500 `start function exceeded the CPU time limit of 300ms per event (used …)`", Tenant: st})
+}
 
 func testInitLoop(t *testing.T) {
 	e := newEnv(t, host.Config{EventTimeout: eventTimeout})

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"github.com/dowasm/dowasm/abi"
 	"github.com/dowasm/dowasm/host/fuel"
 	"github.com/dowasm/dowasm/id"
+	"github.com/dowasm/dowasm/internal/durablefs"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, errors.New("host: DataDir is required")
 	}
 	cfg.setDefaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := durablefs.MkdirAll(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

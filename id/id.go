@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/dowasm/dowasm/internal/durablefs"
 )
 
 // Size is the length of an ID in bytes.
@@ -111,7 +113,7 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := durablefs.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("namespace key %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*")
@@ -137,9 +139,8 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("namespace key %s: %w", path, err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
+	if err := durablefs.SyncDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("namespace key %s: %w", path, err)
 	}
 	return key, nil
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dowasm/dowasm/internal/durablefs"
 	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver for database/sql
 )
 
@@ -69,10 +70,13 @@ CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 // has objects.
 func (s *Store) OpenAlarmIndex(class string) (*AlarmIndex, error) {
 	dir := filepath.Join(s.opts.Dir, class)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := durablefs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("alarm index of class %s: %w", class, err)
 	}
 	path := filepath.Join(dir, "alarms.sqlite")
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("alarm index of class %s: %w", class, err)
+	}
 	x, err := openAlarmIndex(path, class, s.opts.Durability)
 	if err != nil {
 		if _, statErr := os.Stat(path); statErr != nil {
@@ -85,6 +89,9 @@ func (s *Store) OpenAlarmIndex(class string) (*AlarmIndex, error) {
 		}
 		os.Remove(path + "-wal")
 		os.Remove(path + "-shm")
+		if err := createPrivate(path); err != nil {
+			return nil, fmt.Errorf("alarm index of class %s: %w", class, err)
+		}
 		x, err = openAlarmIndex(path, class, s.opts.Durability)
 		if err != nil {
 			return nil, err
@@ -351,6 +358,20 @@ func isUnreadable(err error) bool {
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt)
 }
 
+// createPrivate creates an empty file at path (which SQLite takes as an empty database) readable
+// only by the server's user, unless it exists, and makes its directory entry durable.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, durablefs.FileMode)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return durablefs.SyncDir(filepath.Dir(path))
+}
+
 // setAside moves an unreadable database (and its -wal and -shm) out of the store's layout,
 // keeping it for inspection, and returns its new path.
 func setAside(path string) (string, error) {
@@ -363,7 +384,7 @@ func setAside(path string) (string, error) {
 			return aside, err
 		}
 	}
-	return aside, nil
+	return aside, durablefs.SyncDir(filepath.Dir(path))
 }
 
 var errNotAlarm = errors.New("the stored alarm is not a number")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dowasm/dowasm/internal/durablefs"
 	"github.com/mattn/go-sqlite3"
 )
 
@@ -63,8 +64,17 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 			return false, nil
 		}
 		created = true
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := durablefs.MkdirAll(dir); err != nil {
 			return false, fmt.Errorf("database %s: %w", d.path, err)
+		}
+		// Created here, not by SQLite, so that it is private to the server's user (SQLite
+		// would make it 0644); its -wal and -shm files take the database file's mode.
+		f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, durablefs.FileMode)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return false, fmt.Errorf("database %s: %w", d.path, err)
+		}
+		if f != nil {
+			f.Close()
 		}
 	}
 	c, err := (&sqlite3.SQLiteDriver{}).Open("file:" + d.path + "?_txlock=immediate")
@@ -98,9 +108,9 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 	if created {
 		// Make the new file's directory entry durable, so a crash after the first commit
 		// cannot lose the whole database.
-		if f, err := os.Open(dir); err == nil {
-			f.Sync()
-			f.Close()
+		if err := durablefs.SyncDir(dir); err != nil {
+			d.close()
+			return false, fmt.Errorf("database %s: %w", d.path, err)
 		}
 	}
 	return created, nil
@@ -141,11 +151,32 @@ func (d *DB) applyMaxBytes() error {
 	if d.maxBytes > 0 {
 		pages = max(1, d.maxBytes/pageSize)
 	}
-	if _, err := d.conn.Exec(fmt.Sprintf("PRAGMA max_page_count=%d", pages), nil); err != nil {
-		return fmt.Errorf("setting the storage limit: %w", err)
+	// max_page_count bounds the database file, not its WAL, which keeps its largest size after
+	// a big transaction unless journal_size_limit truncates it when it is reset; the checkpoint
+	// comes when the WAL reaches that size (and see trimWAL). So disk use stays within the
+	// limit plus walLimit, besides the transaction being written.
+	wal := walLimit(d.maxBytes)
+	for _, q := range []string{
+		fmt.Sprintf("PRAGMA max_page_count=%d", pages),
+		fmt.Sprintf("PRAGMA journal_size_limit=%d", wal),
+		fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", wal/pageSize),
+	} {
+		if _, err := d.conn.Exec(q, nil); err != nil {
+			return fmt.Errorf("setting the storage limit: %w", err)
+		}
 	}
 	d.applied = d.maxBytes
 	return nil
+}
+
+// walLimit is the size the WAL of a database limited to maxBytes (0: unlimited) is truncated
+// to at each checkpoint: a quarter of the limit, between 64 KiB and 4 MiB (SQLite's default
+// checkpoint size, 1000 pages).
+func walLimit(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 4 << 20
+	}
+	return min(max(maxBytes/4, 64<<10), 4<<20)
 }
 
 // IsFull reports whether err is SQLite's "database or disk is full": the object's storage limit
@@ -272,11 +303,31 @@ func (d *DB) Begin() error {
 
 // Commit commits the transaction; under Full durability it returns after the fsync.
 func (d *DB) Commit() error {
-	_, err := d.exec("COMMIT")
-	if err == nil {
-		d.inTx = false
+	if _, err := d.exec("COMMIT"); err != nil {
+		return err
 	}
-	return err
+	d.inTx = false
+	d.trimWAL()
+	return nil
+}
+
+// trimWAL keeps the WAL near walLimit. The automatic checkpoint copies a big transaction into the
+// database but leaves the WAL at the transaction's size until the next write resets it (and
+// journal_size_limit truncates it then), so an object that wrote close to its storage limit
+// once would use twice its limit on disk. A truncating checkpoint after such a commit (one stat
+// per commit; the checkpoint only after commits that grew the WAL past the limit) ends that.
+func (d *DB) trimWAL() {
+	fi, err := os.Stat(d.path + "-wal")
+	if err != nil || fi.Size() <= walLimit(d.maxBytes) {
+		return
+	}
+	// Best effort: a reader (an alarm index rebuild) may hold the WAL; the next commit tries
+	// again.
+	// (Not a cached statement: it returns a row, and a statement left stepping would keep the
+	// next transaction from committing.)
+	if _, err := d.conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)", nil); err != nil {
+		d.fail(err)
+	}
 }
 
 // Rollback abandons the transaction. It is a no-op outside one.

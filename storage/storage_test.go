@@ -437,3 +437,77 @@ func TestTrimmerKeepsRoom(t *testing.T) {
 	}
 	t.Logf("%+v", st)
 }
+
+// Tenants' data is not readable by the machine's other users: databases are 0600 (their -wal and
+// -shm take the same mode) in 0700 directories.
+func TestFilesArePrivate(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "data")
+	s := openStore(t, Options{Dir: root})
+	d := acquire(t, s, hexID(1))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(d.Begin())
+	must(d.Put([]byte("k"), []byte("v")))
+	must(d.Commit())
+	x, err := s.OpenAlarmIndex("c")
+	must(err)
+	defer x.Close()
+	path := d.Path()
+	for _, f := range []string{path, path + "-wal", path + "-shm", filepath.Join(root, "c", "alarms.sqlite")} {
+		fi, err := os.Stat(f)
+		must(err)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	for dir := filepath.Dir(path); len(dir) >= len(root); dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		must(err)
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, want 0700", dir, fi.Mode().Perm())
+		}
+	}
+	s.Release(d)
+}
+
+// The WAL is not bounded by max_page_count: after a big transaction it keeps its size unless
+// journal_size_limit truncates it. Disk use must stay near the object's limit.
+func TestWALStaysNearTheLimit(t *testing.T) {
+	s := openStore(t, Options{})
+	d := acquire(t, s, hexID(1))
+	defer s.Release(d)
+	const limit = 1 << 20
+	if err := d.SetMaxBytes(limit); err != nil {
+		t.Fatal(err)
+	}
+	val := bytes.Repeat([]byte("x"), 64<<10)
+	for round := 0; round < 3; round++ {
+		if err := d.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DeleteAll(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 11; i++ { // ~700 KiB
+			if err := d.Put([]byte(fmt.Sprint(i)), val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, _ := os.Stat(d.Path())
+	wal, err := os.Stat(d.Path() + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("database %d KiB, WAL %d KiB (limit %d KiB)", db.Size()>>10, wal.Size()>>10, limit>>10)
+	if db.Size()+wal.Size() > limit+limit/4 {
+		t.Errorf("database %d + WAL %d bytes: more than the limit of %d + a quarter", db.Size(), wal.Size(), limit)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/dowasm/dowasm/internal/durablefs"
 )
 
 // Durability is how hard a commit works before it returns.
@@ -84,7 +86,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.MaxOpen <= 0 {
 		opts.MaxOpen = 4096
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := durablefs.MkdirAll(opts.Dir); err != nil {
 		return nil, fmt.Errorf("storage directory %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, handles: map[string]*DB{}}

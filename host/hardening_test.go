@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -217,5 +218,66 @@ func TestAlarmRebuildSkipsUnreadableDatabase(t *testing.T) {
 				t.Errorf("the object whose database was set aside: incr = %s, want 1 (a new database)", got)
 			}
 		}
+	}
+}
+
+// A tenant's objects together: the objects with data and the bytes they store are bounded, each
+// with an error that names the limit; deleting makes room again.
+func TestTenantStorageQuotas(t *testing.T) {
+	rt := newTestRuntime(t, Config{MaxObjects: 2})
+	c := loadProbe(t, rt)
+	mustDo(t, c, "a", "/incr")
+	mustDo(t, c, "b", "/incr")
+	if _, _, err := do(c, "c", "/incr"); err == nil || !strings.Contains(err.Error(), "limit of 2 objects") {
+		t.Errorf("a third object: %v, want the object limit", err)
+	}
+	if got := mustDo(t, c, "a", "/incr"); got != "2" {
+		t.Errorf("an existing object after the limit: incr = %s", got)
+	}
+	if st, _, err := do(c, "c", "/get?k=n"); err != nil || st != 404 {
+		t.Errorf("reading an object without data at the limit: %d %v", st, err)
+	}
+
+	rt2 := newTestRuntime(t, Config{MaxStorageBytes: 512 << 10})
+	c2 := loadProbe(t, rt2)
+	if _, _, err := do(c2, "f", "/fill?k=after&v=1"); err == nil || !strings.Contains(err.Error(), "max_storage_bytes") {
+		t.Fatalf("filling past the tenant's storage: %v", err)
+	}
+	// The failed fill left nothing: the quota is free again.
+	for i := 0; ; i++ {
+		_, _, err := do(c2, "g", "/put?k=k"+strconv.Itoa(i)+"&v="+strings.Repeat("v", 60000))
+		if err != nil {
+			if i < 5 || !strings.Contains(err.Error(), "max_storage_bytes") {
+				t.Errorf("put %d of 60 KB under 512 KiB: %v", i, err)
+			}
+			break
+		}
+		if i > 20 {
+			t.Fatal("512 KiB quota never reached")
+		}
+	}
+	if got := mustDo(t, c2, "g", "/deleteall"); got != "0" {
+		t.Errorf("deleteAll at the quota: %s", got)
+	}
+	if got := mustDo(t, c2, "g", "/put?k=again&v=1"); got != "0" {
+		t.Errorf("put after deleteAll: %s, want 0", got)
+	}
+}
+
+// A guest cannot flood the log: its output past the object's rate is dropped, and the log says
+// how much.
+func TestGuestLogRateLimited(t *testing.T) {
+	var logs testutil.LockedBuffer
+	rt := newTestRuntime(t, Config{GuestLogRate: 1000, GuestLogBurst: 2000, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := loadProbe(t, rt)
+	mustDo(t, c, "p", "/print?n=1000") // 100 KB
+	out := logs.String()
+	lines := strings.Count(out, "source=guest-stdout")
+	t.Logf("%d lines of 1000 logged", lines)
+	if lines > 25 || lines < 10 {
+		t.Errorf("%d lines of 100 bytes logged with a burst of 2000 bytes", lines)
+	}
+	if !strings.Contains(out, "guest log output dropped") {
+		t.Errorf("no line says output was dropped:\n%.2000s", out)
 	}
 }

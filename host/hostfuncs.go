@@ -260,6 +260,9 @@ func hfLog(in *instance, a []uint64) int32 {
 	if len(b) > abi.MaxLogSize {
 		b = b[:abi.MaxLogSize]
 	}
+	if !in.obj.guestLog(len(b)) {
+		return 0 // dropped (guestLog reports it)
+	}
 	in.obj.class.rt.log.Log(context.Background(), l, string(b), "class", in.obj.class.name, "object", in.obj.idHex, "source", "guest")
 	return 0
 }

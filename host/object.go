@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+	"golang.org/x/time/rate"
 )
 
 // ErrOverloaded is wrapped when an object's queue is full.
@@ -175,6 +176,10 @@ type object struct {
 	// fatal, once set by a host function, fails the whole batch when the running event returns
 	// (a commit before a call failed: the transaction cannot be trusted any more)
 	fatal error
+	// the object's log rate (guestLog), and what was dropped since it was last reported
+	logRate     *rate.Limiter
+	logDropped  int64
+	logReported time.Time
 
 	// alarms (see alarms.go): alarmTouched says an event of the batch may have changed the
 	// alarm; indexAt is this object's entry in the class's alarm index (valid when indexKnown;
@@ -545,11 +550,14 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 		ev.sock = nil
 		return fatal
 	}
-	if err == nil && ev.storageErr != nil {
-		if limit := o.class.cur.Load().limits.StorageBytes; limit > 0 && storage.IsFull(ev.storageErr) {
-			err = fmt.Errorf("object storage limit of %d bytes reached (or the disk is full): %w", limit, ev.storageErr)
+	if ev.storageErr != nil {
+		// The storage failure is the cause even when the guest then failed for it (with a
+		// message of its own, kept).
+		serr := o.storageFailure(db, ev.storageErr)
+		if err == nil {
+			err = serr
 		} else {
-			err = fmt.Errorf("storage failed during the event: %w", ev.storageErr)
+			err = fmt.Errorf("%w (after: %v)", err, serr)
 		}
 	}
 	if err != nil {
@@ -585,6 +593,19 @@ func (o *object) runEventWith(db *storage.DB, ev *event, fn func() error) error 
 	}
 	ev.result = eventResult{resp: resp, rpc: ev.rpcResult, sock: ev.sock}
 	return nil
+}
+
+// storageFailure names the limit behind a failed write, if one was.
+func (o *object) storageFailure(db *storage.DB, err error) error {
+	if storage.IsFull(err) {
+		if db.QuotaBound() {
+			return fmt.Errorf("storage limit of all objects reached (max_storage_bytes %d; or the disk is full): %w", o.class.rt.cfg.MaxStorageBytes, err)
+		}
+		if limit := o.class.cur.Load().limits.StorageBytes; limit > 0 {
+			return fmt.Errorf("object storage limit of %d bytes reached (or the disk is full): %w", limit, err)
+		}
+	}
+	return fmt.Errorf("storage failed during the event: %w", err)
 }
 
 // dispatch makes sure an instance exists (running init inside this event's savepoint) and
@@ -659,6 +680,8 @@ type instance struct {
 	staged    []byte
 	hasStaged bool
 	errMsg    string
+	// memRefused: a memory.grow of this instance was refused by the runtime's memory budget
+	memRefused bool
 }
 
 func (o *object) newInstance(ev *event) (*instance, error) {
@@ -668,7 +691,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 			return nil, fmt.Errorf("%w: live instance limit of %d reached (all %d instances are busy)", ErrOverloaded, r.cfg.MaxInstances, n)
 		}
 	}
-	out := &guestOutput{log: r.log, class: o.class.name, object: o.idHex}
+	out := &guestOutput{log: r.log, class: o.class.name, object: o.idHex, obj: o}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -685,13 +708,16 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 	in.ev, in.errMsg = ev, ""
 	ev.cpu.resume()
 	ctx := contextWithValues{Context: ev.ctx, vals: context.WithValue(context.Background(), startingKey{}, in)}
-	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(allocateMemory)), cm.cm, cfg)
+	mod, err := r.wz.InstantiateModule(experimental.WithMemoryAllocator(ctx, r.allocator(in)), cm.cm, cfg)
 	ev.cpu.pause()
 	in.ev = nil
 	if err != nil {
 		o.class.releaseModule(cm)
 		if lerr := in.limitFailure(ev, "start function"); lerr != nil {
 			return nil, lerr
+		}
+		if in.memRefused {
+			return nil, fmt.Errorf("instantiate: %s: %w", r.memory.refusal(), err)
 		}
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -716,7 +742,7 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 // call runs one guest function for ev and turns a trap, a timeout or a non-zero result into an
 // error naming what happened.
 func (in *instance) call(ev *event, f api.Function, what string, args ...uint64) error {
-	in.ev, in.errMsg = ev, ""
+	in.ev, in.errMsg, in.memRefused = ev, "", false
 	in.out.takePanic() // (a panic line printed by an earlier call is not this call's)
 	ev.cpu.resume()
 	defer func() { ev.cpu.pause(); in.ev = nil }()
@@ -743,6 +769,10 @@ func (in *instance) call(ev *event, f api.Function, what string, args ...uint64)
 func (in *instance) failure(ev *event, what string, err error) error {
 	if lerr := in.limitFailure(ev, what); lerr != nil {
 		return lerr
+	}
+	if in.memRefused {
+		// (the guest's own message, if any, is its out-of-memory panic)
+		err = fmt.Errorf("%s: %w", in.obj.class.rt.memory.refusal(), err)
 	}
 	if in.errMsg != "" {
 		// The guest reported why before it trapped (Rust's panic hook does: a panic aborts,

@@ -27,6 +27,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"golang.org/x/time/rate"
 )
 
 // Config sets up a Runtime. Zero values take the defaults documented on each field.
@@ -94,6 +95,22 @@ type Config struct {
 	// commit); ws_send past it, or past WSSendBuffer for one socket, fails with LIMIT_EXCEEDED.
 	// Consecutive sends of one message to many sockets count once. Default 64 MiB.
 	WSBatchBytes int
+	// MaxSockets bounds the open WebSockets of all objects together (0: no bound besides
+	// WSMaxSockets per object); ws_accept past it fails with LIMIT_EXCEEDED.
+	MaxSockets int
+	// MaxMemoryBytes bounds the linear memory of all live instances together (0: no bound
+	// besides MemoryLimitPages per instance): memory.grow past it fails in the guest, and an
+	// instance that cannot get its initial memory is not created. The event's error says so.
+	MaxMemoryBytes int64
+	// MaxObjects and MaxStorageBytes bound the objects with stored data and the bytes they use
+	// together (0: unbounded; see storage.Quota): past them, creating an object's database or a
+	// write that may grow one fails the event, saying which limit.
+	MaxObjects, MaxStorageBytes int64
+	// GuestLogRate bounds what one object may write to the log (the log host function and
+	// stdout/stderr), in bytes per second, with bursts of GuestLogBurst; GuestLogRateTotal and
+	// GuestLogBurstTotal bound all objects together. Output past them is dropped, and a line
+	// in the log says how much. Defaults: 64 KiB/s and 1 MiB per object, 1 MiB/s and 8 MiB in all.
+	GuestLogRate, GuestLogBurst, GuestLogRateTotal, GuestLogBurstTotal int
 	// WSPingInterval is how often the host pings each socket; a client that does not answer
 	// within the interval is lost (close 1006). Default 30s.
 	WSPingInterval time.Duration
@@ -157,6 +174,18 @@ func (c *Config) setDefaults() {
 	if c.WSBatchBytes <= 0 {
 		c.WSBatchBytes = 64 << 20
 	}
+	if c.GuestLogRate <= 0 {
+		c.GuestLogRate = 64 << 10
+	}
+	if c.GuestLogBurst <= 0 {
+		c.GuestLogBurst = 1 << 20
+	}
+	if c.GuestLogRateTotal <= 0 {
+		c.GuestLogRateTotal = 1 << 20
+	}
+	if c.GuestLogBurstTotal <= 0 {
+		c.GuestLogBurstTotal = 8 << 20
+	}
 	if c.WSPingInterval <= 0 {
 		c.WSPingInterval = 30 * time.Second
 	}
@@ -176,6 +205,8 @@ type Runtime struct {
 
 	objects registry
 	idle    idleSet
+	memory  memoryBudget
+	logRate *rate.Limiter // all guests' log output
 	calls   callGraph
 	ws      wsHub
 
@@ -231,7 +262,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		wz.Close(ctx)
 		return nil, err
 	}
-	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Durability: cfg.Durability, MaxOpen: cfg.MaxOpenDatabases})
+	st, err := storage.Open(storage.Options{Dir: cfg.DataDir, Durability: cfg.Durability, MaxOpen: cfg.MaxOpenDatabases,
+		Quota: storage.Quota{MaxObjects: cfg.MaxObjects, MaxBytes: cfg.MaxStorageBytes}})
 	if err != nil {
 		wz.Close(ctx)
 		return nil, err
@@ -243,6 +275,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		calls:      callGraph{waiting: map[string]callEdge{}},
 		alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
 	}
+	r.memory.max = cfg.MaxMemoryBytes
+	r.logRate = rate.NewLimiter(rate.Limit(cfg.GuestLogRateTotal), cfg.GuestLogBurstTotal)
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
 	r.objects.init()
 	r.ws.init()

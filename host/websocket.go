@@ -131,7 +131,7 @@ func (h *wsHub) add(o *object, tags []string) (*Socket, abi.Status) {
 	}
 	set.mu.Lock()
 	defer set.mu.Unlock()
-	if len(set.socks) >= r.cfg.WSMaxSockets {
+	if len(set.socks) >= r.cfg.WSMaxSockets || (r.cfg.MaxSockets > 0 && h.open.Load() >= int64(r.cfg.MaxSockets)) {
 		return nil, abi.LimitExceeded
 	}
 	sid := h.nextID.Add(1) & 0x7fffffff

@@ -39,6 +39,14 @@ type DB struct {
 	// maxBytes is the object's storage limit (0: none); applied is what the open connection
 	// was told (-1: nothing yet).
 	maxBytes, applied int64
+	// appliedPages is the max_page_count the connection has; quotaBound says it came from the
+	// store's quota
+	appliedPages int64
+	quotaBound   bool
+
+	// size is the database's size on disk (file and WAL) as last counted in the store's usage
+	// (only when the store has a quota)
+	size int64
 
 	// pool bookkeeping, guarded by store.mu
 	leased bool
@@ -83,7 +91,7 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 	}
 	d.conn = c.(*sqlite3.SQLiteConn)
 	d.stmts = map[string]driver.Stmt{}
-	d.applied = -1
+	d.applied, d.appliedPages = -1, maxPages
 	sync := "FULL"
 	if dur == Relaxed {
 		sync = "NORMAL"
@@ -100,6 +108,9 @@ func (d *DB) open(dur Durability, create bool) (created bool, err error) {
 			d.close()
 			return false, fmt.Errorf("database %s: %w (is it a dowasm object database?)", d.path, err)
 		}
+	}
+	if !created && d.store.opts.Quota.set() {
+		d.size = usedBytes(d.path) // as the store's scan counted it, or measure before a close
 	}
 	if err := d.applyMaxBytes(); err != nil {
 		d.close()
@@ -133,41 +144,65 @@ func (d *DB) close() error {
 const pageSize = 4096
 
 // SetMaxBytes bounds the object's database to n bytes (0: SQLite's own maximum) from now on: a
-// write that would grow it further fails with an error for which IsFull is true. It is cheap
-// when the limit has not changed.
+// write that would grow it further fails with an error for which IsFull is true. When the
+// store has a byte quota, the bound is also what the quota has left for this database (see
+// QuotaBound). It is cheap when nothing changed.
 func (d *DB) SetMaxBytes(n int64) error {
 	d.maxBytes = n
-	if d.conn == nil || d.applied == n {
+	if d.conn == nil {
 		return nil
 	}
 	return d.applyMaxBytes()
 }
 
+// maxPages is SQLite's largest max_page_count, its default.
+const maxPages = 4294967294
+
 func (d *DB) applyMaxBytes() error {
-	if d.applied == d.maxBytes || (d.applied == -1 && d.maxBytes == 0) {
-		return nil
+	if d.applied != d.maxBytes && !(d.applied == -1 && d.maxBytes == 0) {
+		// max_page_count bounds the database file, not its WAL, which keeps its largest size
+		// after a big transaction unless journal_size_limit truncates it when it is reset; the
+		// checkpoint comes when the WAL reaches that size (and see trimWAL). So disk use stays
+		// within the limit plus walLimit, besides the transaction being written.
+		wal := walLimit(d.maxBytes)
+		for _, q := range []string{
+			fmt.Sprintf("PRAGMA journal_size_limit=%d", wal),
+			fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", wal/pageSize),
+		} {
+			if _, err := d.conn.Exec(q, nil); err != nil {
+				return fmt.Errorf("setting the storage limit: %w", err)
+			}
+		}
+		d.applied = d.maxBytes
 	}
-	pages := int64(4294967294) // SQLite's largest max_page_count
-	if d.maxBytes > 0 {
-		pages = max(1, d.maxBytes/pageSize)
-	}
-	// max_page_count bounds the database file, not its WAL, which keeps its largest size after
-	// a big transaction unless journal_size_limit truncates it when it is reset; the checkpoint
-	// comes when the WAL reaches that size (and see trimWAL). So disk use stays within the
-	// limit plus walLimit, besides the transaction being written.
-	wal := walLimit(d.maxBytes)
-	for _, q := range []string{
-		fmt.Sprintf("PRAGMA max_page_count=%d", pages),
-		fmt.Sprintf("PRAGMA journal_size_limit=%d", wal),
-		fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", wal/pageSize),
-	} {
-		if _, err := d.conn.Exec(q, nil); err != nil {
-			return fmt.Errorf("setting the storage limit: %w", err)
+	limit, byQuota := d.maxBytes, false
+	if q := d.store.opts.Quota.MaxBytes; q > 0 {
+		// What the store's quota has left, as of the last commits: a transaction cannot take
+		// more. (Batches of other objects running at the same moment may each take it: the
+		// quota can be exceeded by what they write together before their commits count.)
+		if room := d.size + max(q-d.store.usage.bytes.Load(), 0); limit == 0 || room < limit {
+			limit, byQuota = room, true
 		}
 	}
-	d.applied = d.maxBytes
+	d.quotaBound = byQuota
+	pages := int64(maxPages)
+	if limit > 0 {
+		pages = max(1, limit/pageSize)
+	}
+	if pages == d.appliedPages {
+		return nil
+	}
+	if _, err := d.conn.Exec(fmt.Sprintf("PRAGMA max_page_count=%d", pages), nil); err != nil {
+		return fmt.Errorf("setting the storage limit: %w", err)
+	}
+	d.appliedPages = pages
 	return nil
 }
+
+// QuotaBound reports whether the database's current bound comes from the store's byte quota
+// (all objects together) rather than the object's own limit: a write failing with IsFull then
+// means the quota is used up.
+func (d *DB) QuotaBound() bool { return d.quotaBound }
 
 // walLimit is the size the WAL of a database limited to maxBytes (0: unlimited) is truncated
 // to at each checkpoint: a quarter of the limit, between 64 KiB and 4 MiB (SQLite's default
@@ -197,11 +232,18 @@ func (d *DB) materialize() error {
 	if !d.absent {
 		return nil
 	}
+	if err := d.store.reserveObject(); err != nil {
+		return fmt.Errorf("database %s: %w", d.path, err)
+	}
 	created, err := d.open(d.dur, true)
+	if err != nil || !created {
+		d.store.usage.objects.Add(-1) // (not created: made meanwhile by another process)
+	}
 	if err != nil {
 		return err
 	}
 	d.absent = false
+	d.measure()
 	d.store.mu.Lock()
 	d.store.stats.Opens++
 	if created {
@@ -308,6 +350,7 @@ func (d *DB) Commit() error {
 	}
 	d.inTx = false
 	d.trimWAL()
+	d.measure()
 	return nil
 }
 
@@ -443,6 +486,9 @@ func (d *DB) Get(key []byte) ([]byte, bool, error) {
 func (d *DB) Put(key, val []byte) error {
 	if err := checkEntry(key, val); err != nil {
 		return err
+	}
+	if err := d.store.checkBytes(); err != nil {
+		return fmt.Errorf("database %s: %w", d.path, err)
 	}
 	if err := d.materialize(); err != nil {
 		return err
@@ -647,7 +693,8 @@ func (d *DB) Meta(key string) ([]byte, bool, error) {
 	return val, found, err
 }
 
-// SetMeta writes the runtime's own metadata.
+// SetMeta writes the runtime's own metadata (not bounded by the store's quota: the runtime's
+// own writes, such as an alarm's retry count, must not fail because the guest filled it).
 func (d *DB) SetMeta(key string, val []byte) error {
 	if err := d.materialize(); err != nil {
 		return err

@@ -51,6 +51,8 @@ type Options struct {
 	// MaxOpen bounds open database handles (each holds 3 file descriptors in WAL mode).
 	// Default 4096.
 	MaxOpen int
+	// Quota bounds all objects together (a tenant's); the zero value is unlimited.
+	Quota Quota
 }
 
 // Stats count handle activity.
@@ -73,6 +75,7 @@ type Store struct {
 	open    int       // handles open, being opened or being closed
 	closed  bool
 	stats   Stats
+	usage   usage
 
 	// The trimmer closes least recently used idle handles in the background once the pool is
 	// above its high-water mark, so that leases rarely pay for closing one (a WAL checkpoint,
@@ -90,6 +93,11 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("storage directory %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, handles: map[string]*DB{}}
+	if opts.Quota.set() {
+		if err := s.scanUsage(); err != nil {
+			return nil, err
+		}
+	}
 	s.cond = sync.NewCond(&s.mu)
 	s.trim = make(chan struct{}, 1)
 	s.trimmerDone = make(chan struct{})

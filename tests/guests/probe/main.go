@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/binary"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -237,6 +238,13 @@ func fetch(reqLen int32) int32 {
 		}
 		after := put(query(q, "k"), query(q, "v"))
 		return respond(200, "filled "+strconv.Itoa(i)+" status "+itoa(s)+" after "+itoa(after))
+	case "/print": // n lines of 100 bytes on stdout
+		n, _ := strconv.Atoi(query(q, "n"))
+		line := []byte(strings.Repeat("p", 99) + "\n")
+		for i := 0; i < n; i++ {
+			os.Stdout.Write(line)
+		}
+		return respond(200, "printed")
 	case "/deleteall":
 		return respond(200, strconv.Itoa(int(storageDeleteAll())))
 	case "/bad-response":

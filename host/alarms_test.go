@@ -289,7 +289,12 @@ func TestAlarmStaleIndexEntryIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.kickAlarms()
-	waitFor(t, "the stale entry to go", func() bool { _, ok := indexEntry(t, c, "a"); return !ok })
+	// (AlarmDeliveries counts after the event's answer, which comes after the repair: wait for
+	// both.)
+	waitFor(t, "the stale entry to go and its delivery to end", func() bool {
+		_, ok := indexEntry(t, c, "a")
+		return !ok && rt.Stats().AlarmDeliveries == 1
+	})
 	if s := rt.Stats(); s.AlarmRuns != 0 || s.AlarmDeliveries != 1 {
 		t.Fatalf("stale entry: %+v", s)
 	}

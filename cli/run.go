@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer, lo
 	if err != nil {
 		return ucli.Exit(fmt.Errorf("listen %s: %w", cfg.Listen, err), 1)
 	}
-	srv := &http.Server{Handler: withAssets(cfg.Assets, gateway.New(rt, log)), ReadHeaderTimeout: 10 * time.Second}
+	srv, ln := newHTTPServer(withAssets(cfg.Assets, gateway.New(rt, log)), ln, cfg.HTTP, log)
 	fmt.Fprintf(stdout, "dowasm listening on http://%s (data %s, durability %s)\n", ln.Addr(), cfg.Data, map[bool]string{false: "full", true: "relaxed"}[cfg.Relaxed])
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

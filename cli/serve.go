@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dowasm/dowasm/config"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/tenant"
 	"github.com/dowasm/dowasm/toolchain"
@@ -47,9 +48,19 @@ A tenant's token deploys classes (dowasm deploy) and reaches only that tenant's 
 			&ucli.DurationFlag{Name: "idle-timeout", Value: 10 * time.Second, Usage: "evict idle instances after this long"},
 			&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&ucli.IntFlag{Name: "max-connections", DefaultText: "half the open-file limit", Usage: "open client connections at once, WebSockets included; past it new ones wait"},
+			&ucli.IntFlag{Name: "max-deploys", Value: tenant.DefaultMaxDeploys, Usage: "deploys read and compiled at once across tenants; past it a deploy gets 503 before its module is read"},
+			&ucli.DurationFlag{Name: "http-header-timeout", Value: httpDefaults.HeaderTimeout, Usage: "a request's headers must arrive within this"},
+			&ucli.DurationFlag{Name: "http-body-timeout", Value: httpDefaults.BodyTimeout, Usage: "a request's body must arrive within this after its headers (408 past it)"},
+			&ucli.DurationFlag{Name: "http-write-timeout", Value: httpDefaults.WriteTimeout, Usage: "a response must be sent within this from its first byte (not counting the event's run time)"},
+			&ucli.DurationFlag{Name: "http-idle-timeout", Value: httpDefaults.IdleTimeout, Usage: "close a keep-alive connection idle for this long"},
 		},
 		Action: func(c *ucli.Context) error {
 			log, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
+			if err != nil {
+				return ucli.Exit(err, 2)
+			}
+			lim, err := httpFlags(c)
 			if err != nil {
 				return ucli.Exit(err, 2)
 			}
@@ -68,7 +79,8 @@ A tenant's token deploys classes (dowasm deploy) and reaches only that tenant's 
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv, err := tenant.Open(ctx, tenant.Config{Data: data, AdminToken: admin, Durability: dur, IdleTimeout: c.Duration("idle-timeout"), Logger: log})
+			srv, err := tenant.Open(ctx, tenant.Config{Data: data, AdminToken: admin, Durability: dur, IdleTimeout: c.Duration("idle-timeout"),
+				MaxDeploys: c.Int("max-deploys"), Logger: log})
 			if err != nil {
 				return ucli.Exit(err, 1)
 			}
@@ -77,7 +89,7 @@ A tenant's token deploys classes (dowasm deploy) and reaches only that tenant's 
 				srv.Close(context.Background())
 				return ucli.Exit(fmt.Errorf("listen %s: %w", c.String("listen"), err), 1)
 			}
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+			hs, ln := newHTTPServer(srv, ln, lim, log)
 			fmt.Fprintf(c.App.Writer, "dowasm serve listening on http://%s (data %s)\n", ln.Addr(), data)
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
@@ -97,6 +109,31 @@ A tenant's token deploys classes (dowasm deploy) and reaches only that tenant's 
 			return nil
 		},
 	}
+}
+
+var httpDefaults = config.DefaultHTTP()
+
+// httpFlags reads serve's connection limits (the http section of dowasm.yaml for run).
+func httpFlags(c *ucli.Context) (config.HTTP, error) {
+	lim := config.HTTP{
+		HeaderTimeout:  c.Duration("http-header-timeout"),
+		BodyTimeout:    c.Duration("http-body-timeout"),
+		WriteTimeout:   c.Duration("http-write-timeout"),
+		IdleTimeout:    c.Duration("http-idle-timeout"),
+		MaxConnections: c.Int("max-connections"),
+	}
+	for _, name := range []string{"http-header-timeout", "http-body-timeout", "http-write-timeout", "http-idle-timeout"} {
+		if d := c.Duration(name); d <= 0 {
+			return lim, fmt.Errorf("--%s %s: want a positive duration (examples: 500ms, 10s, 2m)", name, d)
+		}
+	}
+	if lim.MaxConnections < 0 {
+		return lim, fmt.Errorf("--max-connections %d: want a positive number (or none: half the open-file limit)", lim.MaxConnections)
+	}
+	if c.Int("max-deploys") <= 0 {
+		return lim, fmt.Errorf("--max-deploys %d: want a positive number", c.Int("max-deploys"))
+	}
+	return lim, nil
 }
 
 // adminToken reads the admin token from file, DOWASM_ADMIN_TOKEN, or <data>/admin.token

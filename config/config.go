@@ -31,6 +31,12 @@ import (
 //	  max_message: 1MiB       # one message, either direction (B, KiB, MiB)
 //	  send_buffer: 1MiB       # bytes queued for one client before it is dropped as a slow consumer
 //	  ping_interval: 30s      # a client that does not answer a ping within this is lost
+//	http:                     # what one client connection may hold (see HTTP)
+//	  header_timeout: 10s     # a request's headers must arrive within this
+//	  body_timeout: 60s       # its body within this, from the end of its headers
+//	  write_timeout: 60s      # a response must be sent within this, from its first byte
+//	  idle_timeout: 60s       # a keep-alive connection without a request is closed after this
+//	  max_connections: 10000  # open connections, WebSockets included (default: half the open-file limit)
 //	assets:                   # static files served as they are (a page for the objects)
 //	  - path: /ui/cursors/
 //	    dir: examples/cursors/web
@@ -53,6 +59,8 @@ type File struct {
 	WebSockets   WSFile  `yaml:"websockets"`
 	Assets       []Asset `yaml:"assets"`
 	Classes      []Class `yaml:"classes"`
+
+	HTTP HTTPFile `yaml:"http"`
 }
 
 // WSFile is the websockets section.
@@ -61,6 +69,60 @@ type WSFile struct {
 	MaxMessage   string `yaml:"max_message"`
 	SendBuffer   string `yaml:"send_buffer"`
 	PingInterval string `yaml:"ping_interval"`
+}
+
+// HTTPFile is the http section (see HTTP for what each bounds and why).
+type HTTPFile struct {
+	HeaderTimeout  string `yaml:"header_timeout"`
+	BodyTimeout    string `yaml:"body_timeout"`
+	WriteTimeout   string `yaml:"write_timeout"`
+	IdleTimeout    string `yaml:"idle_timeout"`
+	MaxConnections int    `yaml:"max_connections"`
+}
+
+// HTTP bounds what one client connection can hold: its descriptor is shared with every tenant's
+// SQLite handles, so a client that opens connections and never finishes (or never ends) a
+// request must lose them. dowasm run reads it from the http section, dowasm serve from its
+// --http-* and --max-connections flags. Zero fields take DefaultHTTP's values.
+type HTTP struct {
+	// HeaderTimeout: a request's headers must have arrived this long after its first byte (or
+	// after the connection opened). Default 10s.
+	HeaderTimeout time.Duration
+	// BodyTimeout: the whole body must have arrived this long after the headers, however it is
+	// trickled (a client sending a byte a second is cut, with 408). It does not run while the
+	// event runs: once the body is read, the connection has no read deadline until the response
+	// is sent. Default 60s: a 32 MiB body over a 5 Mbit/s link, a 2 MB module over 300 kbit/s.
+	BodyTimeout time.Duration
+	// WriteTimeout: a response must be sent this long after its first byte (a client that does
+	// not read is dropped). It starts when the response starts, so an event may run as long as
+	// its own timeout allows, and it ends at a WebSocket upgrade (net/http clears a hijacked
+	// connection's deadlines; the host keeps its own for sockets). Default 60s.
+	WriteTimeout time.Duration
+	// IdleTimeout: a keep-alive connection with no request in flight is closed after this.
+	// Default 60s (browsers reuse a connection for about that long; nginx keeps 75s).
+	IdleTimeout time.Duration
+	// MaxConnections: open connections at once, WebSockets included. Past it new connections
+	// wait in the kernel's accept queue until one closes (idle ones close within IdleTimeout).
+	// 0: half the process's open-file limit (RLIMIT_NOFILE), leaving the other half to SQLite
+	// databases, modules and logs.
+	MaxConnections int
+}
+
+// DefaultHTTP is what an unset HTTP field means.
+func DefaultHTTP() HTTP {
+	return HTTP{HeaderTimeout: 10 * time.Second, BodyTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second}
+}
+
+// OrDefaults fills h's unset fields from DefaultHTTP (MaxConnections stays 0: the caller
+// derives it from the open-file limit).
+func (h HTTP) OrDefaults() HTTP {
+	d := DefaultHTTP()
+	for _, f := range []struct{ v, def *time.Duration }{{&h.HeaderTimeout, &d.HeaderTimeout}, {&h.BodyTimeout, &d.BodyTimeout}, {&h.WriteTimeout, &d.WriteTimeout}, {&h.IdleTimeout, &d.IdleTimeout}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return h
 }
 
 // Asset serves the files of Dir under the URL prefix Path.
@@ -95,6 +157,7 @@ type Config struct {
 	WSMaxMessage   int
 	WSSendBuffer   int
 	WSPingInterval time.Duration
+	HTTP           HTTP // connection limits, defaults filled in
 	Assets         []Asset
 	Classes        []Class
 }
@@ -224,6 +287,18 @@ func Parse(path string, b []byte) (*Config, error) {
 			return nil, err
 		}
 	}
+	if c.HTTP, err = parseHTTP(f.HTTP, func(field string, d string) (time.Duration, error) {
+		v, err := dur(field, d, 0)
+		if err != nil {
+			err.(*Error).Field, err.(*Error).Line = "http."+field, at("http", field)
+		}
+		return v, err
+	}); err != nil {
+		return nil, err
+	}
+	if c.HTTP.MaxConnections < 0 {
+		return nil, bad("http.max_connections", at("http", "max_connections"), "must be positive (or left out: half the open-file limit)")
+	}
 	for i, a := range f.Assets {
 		field := fmt.Sprintf("assets[%d]", i)
 		if !strings.HasPrefix(a.Path, "/") || !strings.HasSuffix(a.Path, "/") || a.Path == "/" || strings.HasPrefix(a.Path, "/_dowasm/") {
@@ -284,6 +359,22 @@ func Parse(path string, b []byte) (*Config, error) {
 		c.Classes = append(c.Classes, cl)
 	}
 	return c, nil
+}
+
+// parseHTTP reads the http section with dur (which names the field in its errors).
+func parseHTTP(f HTTPFile, dur func(field, v string) (time.Duration, error)) (HTTP, error) {
+	h := HTTP{MaxConnections: f.MaxConnections}
+	for _, d := range []struct {
+		field, v string
+		to       *time.Duration
+	}{{"header_timeout", f.HeaderTimeout, &h.HeaderTimeout}, {"body_timeout", f.BodyTimeout, &h.BodyTimeout},
+		{"write_timeout", f.WriteTimeout, &h.WriteTimeout}, {"idle_timeout", f.IdleTimeout, &h.IdleTimeout}} {
+		var err error
+		if *d.to, err = dur(d.field, d.v); err != nil {
+			return h, err
+		}
+	}
+	return h.OrDefaults(), nil
 }
 
 // parseSize reads a byte count: a number with an optional unit B, KiB or MiB.

@@ -51,6 +51,10 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		{"alarm_horizon: -1h\nclasses:\n  - name: c\n    module: a\n", ":1: alarm_horizon: \"-1h\" is not a positive duration"},
 		{"event_cpu: 0s\nclasses:\n  - name: c\n    module: a\n", ":1: event_cpu: \"0s\" is not a positive duration"},
 		{"classes:\n  - name: c\n    module: a\nalarm_concurrency: -2\n", ":4: alarm_concurrency: must be positive"},
+		{"http:\n  body_timeout: slow\nclasses:\n  - name: c\n    module: a\n", ":2: http.body_timeout: \"slow\" is not a positive duration"},
+		{"classes:\n  - name: c\n    module: a\nhttp:\n  idle_timeout: 0s\n", ":5: http.idle_timeout: \"0s\" is not a positive duration"},
+		{"http:\n  max_connections: -1\nclasses:\n  - name: c\n    module: a\n", ":2: http.max_connections: must be positive"},
+		{"http:\n  read_timeout: 1s\nclasses:\n  - name: c\n    module: a\n", ":2: field read_timeout not found"},
 		{"", "at least one class is required"},
 		{"classes: [\n", "yaml:"},
 	}
@@ -64,6 +68,27 @@ func TestErrorsNameFileLineField(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "dowasm.yaml") {
 			t.Errorf("%q:\n got  %v\n want it to contain %q and the file name", tc.body, err, tc.want)
 		}
+	}
+}
+
+// The http section: given values are kept, the others take DefaultHTTP's; max_connections 0
+// means "derive it from the open-file limit" (left to the server).
+func TestHTTPSection(t *testing.T) {
+	c, err := Load(write(t, "http:\n  body_timeout: 5s\n  max_connections: 100\nclasses:\n  - name: c\n    module: a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultHTTP()
+	want.BodyTimeout, want.MaxConnections = 5*time.Second, 100
+	if c.HTTP != want {
+		t.Errorf("http: %+v, want %+v", c.HTTP, want)
+	}
+	c, err = Load(write(t, "classes:\n  - name: c\n    module: a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := DefaultHTTP(); c.HTTP != d || d.HeaderTimeout != 10*time.Second || d.BodyTimeout != time.Minute || d.WriteTimeout != time.Minute || d.IdleTimeout != time.Minute || d.MaxConnections != 0 {
+		t.Errorf("defaults: %+v (DefaultHTTP %+v)", c.HTTP, d)
 	}
 }
 

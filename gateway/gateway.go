@@ -1,7 +1,9 @@
 // Package gateway routes HTTP requests to objects:
 //
-//	/<class>/<name>/<path...>      reaches idFromName(name) of that class
-//	/<class>/id/<hex>/<path...>    reaches an explicit ID (minted by that class's namespace)
+//	/<class>/<name>/<path...>      reaches idFromName(name) of that class (name: 1 to 1,024 bytes)
+//	/<class>/id/<hex>/<path...>    reaches an explicit ID (64 hex digits, minted by that class's
+//	                               namespace); the name "id" is therefore reserved, and the object
+//	                               named "id" is reached as /<class>/%69d/...
 //	POST /_dowasm/<class>/new-id   mints a new unique ID
 //	GET  /_dowasm/stats            the runtime's counters as JSON
 //
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -53,10 +56,25 @@ type jsonError struct {
 }
 
 func writeError(w http.ResponseWriter, status int, e jsonError) {
+	writeJSON(w, status, e)
+}
+
+// writeJSON answers v as JSON, with <, > and & as they are: messages name routes like
+// /<class>/<name>, and nobody reads them as HTML.
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(e)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
+
+// MaxNameLen bounds an object name, in bytes after percent-decoding: the limit Cloudflare keeps
+// names to, and the one the host applies to names in calls between objects.
+const MaxNameLen = 1024
+
+// ErrNameTooLong is ParseRoute's error for a name longer than MaxNameLen (a 400, not a 404).
+var ErrNameTooLong = errors.New("object name too long")
 
 // Route is the parsed form of a request path.
 type Route struct {
@@ -78,12 +96,12 @@ func ParseRoute(escapedPath string) (Route, error) {
 	rt.Class = class
 	seg, rest, _ := strings.Cut(rest, "/")
 	if seg == "" {
-		return rt, fmt.Errorf("missing object name: use /%s/<name>/... or /%s/id/<hex>/...", class, class)
+		return rt, fmt.Errorf("missing object name: use /%s/<name>/... or /%s/id/<64 hex digits>/...", class, class)
 	}
 	if seg == "id" {
 		hex, r2, _ := strings.Cut(rest, "/")
 		if hex == "" {
-			return rt, fmt.Errorf("missing object ID after /%s/id/", class)
+			return rt, fmt.Errorf("missing object ID after /%s/id/: %s", class, idReserved(class))
 		}
 		rt.IDHex, rest = hex, r2
 	} else {
@@ -91,10 +109,18 @@ func ParseRoute(escapedPath string) (Route, error) {
 		if err != nil {
 			return rt, fmt.Errorf("object name %q: %v", seg, err)
 		}
+		if len(name) > MaxNameLen {
+			return rt, fmt.Errorf("%w: %d bytes, at most %d", ErrNameTooLong, len(name), MaxNameLen)
+		}
 		rt.Name = name
 	}
 	rt.Path = "/" + rest
 	return rt, nil
+}
+
+// idReserved explains the /<class>/id/ route to someone who may have meant an object named "id".
+func idReserved(class string) string {
+	return fmt.Sprintf("the name \"id\" is reserved for /%s/id/<64 hex digits>/... (the object named \"id\" is /%s/%%69d/...)", class, class)
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -103,20 +129,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route, err := ParseRoute(r.URL.EscapedPath())
-	if err != nil {
-		writeError(w, http.StatusNotFound, jsonError{Error: err.Error(), Class: route.Class})
-		return
+	var class *host.Class
+	if route.Class != "" {
+		class = g.rt.Class(route.Class)
+		// Whatever else is wrong with the path, a class that does not exist is the first thing
+		// to say (and /foo should not suggest /foo/<name>/ when there is no class foo).
+		if class == nil {
+			writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", route.Class), Class: route.Class})
+			return
+		}
 	}
-	class := g.rt.Class(route.Class)
-	if class == nil {
-		writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", route.Class), Class: route.Class})
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, ErrNameTooLong) {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, jsonError{Error: err.Error(), Class: route.Class})
 		return
 	}
 	var objID id.ID
 	if route.IDHex != "" {
 		objID, err = class.Namespace().Parse(route.IDHex)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, jsonError{Error: err.Error(), Class: route.Class, Object: route.IDHex})
+			msg := err.Error()
+			if errors.Is(err, id.ErrMalformed) {
+				msg += ": " + idReserved(route.Class)
+			}
+			writeError(w, http.StatusBadRequest, jsonError{Error: msg, Class: route.Class, Object: route.IDHex})
 			return
 		}
 	} else {
@@ -130,7 +169,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, jsonError{Error: fmt.Sprintf("request body exceeds %d bytes", maxBody), Class: route.Class})
 			return
 		}
-		writeError(w, http.StatusBadRequest, jsonError{Error: "reading request body: " + err.Error(), Class: route.Class})
+		status := http.StatusBadRequest
+		if errors.Is(err, os.ErrDeadlineExceeded) { // the connection's body timeout
+			status = http.StatusRequestTimeout
+		}
+		writeError(w, status, jsonError{Error: "reading request body: " + err.Error(), Class: route.Class})
 		return
 	}
 	req := &abi.Request{Method: r.Method, Path: route.Path, Query: r.URL.RawQuery, Body: body}
@@ -236,8 +279,7 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, jsonError{Error: fmt.Sprintf("unknown class %q", className), Class: className})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{"id": class.Namespace().NewUnique().String()})
+	writeJSON(w, http.StatusOK, map[string]string{"id": class.Namespace().NewUnique().String()})
 }
 
 // serveStats answers the runtime's counters (tests and operators read it).
@@ -248,8 +290,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := g.rt.Stats()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]int64{
+	writeJSON(w, http.StatusOK, map[string]int64{
 		"live_instances":   st.LiveInstances,
 		"created":          st.Created,
 		"destroyed":        st.Destroyed,

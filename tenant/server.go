@@ -37,8 +37,20 @@ type Config struct {
 	MaxOpenDatabases int
 	// MaxModuleSize bounds an uploaded module; default 64 MiB.
 	MaxModuleSize int64
-	Logger        *slog.Logger
+	// MaxDeploys bounds the deploys in progress at once across tenants (each holds its module in
+	// memory, up to MaxModuleSize, and compiles it); past it a deploy gets 503 before its body is
+	// read. Default DefaultMaxDeploys.
+	MaxDeploys int
+	// StopTimeout bounds how long a deleted tenant's runtime may take to stop (its events to
+	// end, its sockets to close, its databases to close) before the deletion gives up and
+	// reports it, leaving the tenant's records and directory in place. Default 30s.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
 }
+
+// DefaultMaxDeploys is Config.MaxDeploys's default: 4 modules of 64 MiB are 256 MiB of memory
+// at most, and 4 compilations at once leave a small machine's other cores to the objects.
+const DefaultMaxDeploys = 4
 
 // Server is the multi-tenant HTTP front: the admin API, the tenants' class API, and their
 // objects.
@@ -48,11 +60,13 @@ type Server struct {
 	store *store
 	admin [32]byte // SHA-256 of the admin token
 
-	lifecycle sync.Mutex // one tenant creation or deletion at a time
+	lifecycle sync.Mutex    // one tenant creation or deletion at a time
+	deploys   chan struct{} // a slot per deploy in progress (Config.MaxDeploys)
 
 	mu      sync.RWMutex
 	tenants map[string]*tenant
 	tokens  map[[32]byte]string // token hash -> tenant
+	stuck   map[string]error    // deleted tenants whose runtime did not stop, and why
 	closed  bool
 }
 
@@ -76,6 +90,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxModuleSize <= 0 {
 		cfg.MaxModuleSize = 64 << 20
 	}
+	if cfg.MaxDeploys <= 0 {
+		cfg.MaxDeploys = DefaultMaxDeploys
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -83,7 +103,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, admin: sha256.Sum256([]byte(cfg.AdminToken)), tenants: map[string]*tenant{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, admin: sha256.Sum256([]byte(cfg.AdminToken)), tenants: map[string]*tenant{},
+		deploys: make(chan struct{}, cfg.MaxDeploys), stuck: map[string]error{}}
 	if s.tokens, err = st.tokenHashes(); err != nil {
 		st.close()
 		return nil, err
@@ -187,10 +208,14 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// writeJSON answers v as JSON, with <, > and & as they are: messages name routes like
+// /<class>/<name>, and nobody reads them as HTML.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 func fail(w http.ResponseWriter, status int, format string, args ...any) {
@@ -296,8 +321,12 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.lifecycle.Lock()
 		defer s.lifecycle.Unlock()
 		s.mu.RLock()
-		exists := s.tenants[req.Name] != nil
+		exists, stuck := s.tenants[req.Name] != nil, s.stuck[req.Name]
 		s.mu.RUnlock()
+		if stuck != nil {
+			fail(w, http.StatusConflict, "tenant %q: %v", req.Name, stuck)
+			return
+		}
 		if exists {
 			fail(w, http.StatusConflict, "tenant %q: %v", req.Name, errExists)
 			return
@@ -354,7 +383,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name strin
 		fail(w, http.StatusServiceUnavailable, "the server is shutting down")
 		return
 	}
-	t := s.tenants[name]
+	t, stuck := s.tenants[name], s.stuck[name]
 	if t != nil {
 		delete(s.tenants, name)
 		for h, tn := range s.tokens {
@@ -364,14 +393,19 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name strin
 		}
 	}
 	s.mu.Unlock()
+	if stuck != nil {
+		fail(w, http.StatusConflict, "tenant %q: %v", name, stuck)
+		return
+	}
 	if t == nil {
 		fail(w, http.StatusNotFound, "no tenant %q", name)
 		return
 	}
 	t.deploy.Lock() // no deploy in flight from here on
 	defer t.deploy.Unlock()
-	if err := t.rt.Close(r.Context()); err != nil {
-		s.log.Error("tenant runtime did not stop cleanly", "tenant", name, "error", err)
+	if err := s.stopTenant(t); err != nil {
+		fail(w, http.StatusInternalServerError, "tenant %s: %v", name, err)
+		return
 	}
 	if err := s.store.deleteTenant(name); err != nil {
 		fail(w, http.StatusInternalServerError, "tenant %s: stopped, but its records could not be deleted: %v", name, err)
@@ -388,6 +422,28 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, name strin
 		out["data"] = kept
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stopTenant closes a deleted tenant's runtime with a deadline of its own: the admin's request
+// may be gone (a client that disconnects cancels it), and a runtime left half-closed keeps its
+// databases, alarm index and wazero runtime open in a directory about to be moved or removed.
+// Only when every object loop has ended and every handle is closed may the caller touch the
+// directory. If the runtime does not stop in time, the tenant stays deleted from this process
+// (its tokens do not work) but keeps its records and directory, and is marked stuck so that
+// neither a retry nor a new tenant of its name touches the files still open.
+func (s *Server) stopTenant(t *tenant) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopTimeout)
+	defer cancel()
+	err := t.rt.Close(ctx)
+	if err == nil {
+		return nil
+	}
+	s.log.Error("deleted tenant's runtime did not stop; its records and directory are kept", "tenant", t.name, "timeout", s.cfg.StopTimeout, "error", err)
+	stuck := fmt.Errorf("its runtime did not stop within %s (%v): its tokens no longer work, but its records and directory are kept until the server restarts (the tenant is then back; delete it again)", s.cfg.StopTimeout, err)
+	s.mu.Lock()
+	s.stuck[t.name] = stuck
+	s.mu.Unlock()
+	return stuck
 }
 
 // serveTokens creates (POST .../tokens: the token is shown once), lists (GET .../tokens: IDs and
@@ -588,9 +644,31 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, t *tenant, name 
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	if r.ContentLength > s.cfg.MaxModuleSize {
+		fail(w, http.StatusRequestEntityTooLarge, "module: %d bytes, at most %d", r.ContentLength, s.cfg.MaxModuleSize)
+		return
+	}
+	// A slot before the body: each deploy holds its module in memory, so the cap has to bound
+	// the bodies being read, not only the compilations.
+	select {
+	case s.deploys <- struct{}{}:
+		defer func() { <-s.deploys }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "class %s not deployed: %d deploys are in progress on this server, the most it takes at once (dowasm serve --max-deploys); retry shortly", name, cap(s.deploys))
+		return
+	}
 	wasm, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxModuleSize))
 	if err != nil {
-		fail(w, http.StatusRequestEntityTooLarge, "module: %v (at most %d bytes)", err, s.cfg.MaxModuleSize)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			fail(w, http.StatusRequestEntityTooLarge, "module: more than %d bytes", s.cfg.MaxModuleSize)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			fail(w, http.StatusRequestTimeout, "module: %v", err)
+		default:
+			fail(w, http.StatusBadRequest, "module: %v", err)
+		}
 		return
 	}
 	t.deploy.Lock()

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/internal/testutil"
+	"github.com/dowasm/dowasm/storage"
 )
 
 // checkFillLeavesNothing runs a guest that fills its storage, ignores the failed write and writes
@@ -279,5 +281,29 @@ func TestGuestLogRateLimited(t *testing.T) {
 	}
 	if !strings.Contains(out, "guest log output dropped") {
 		t.Errorf("no line says output was dropped:\n%.2000s", out)
+	}
+}
+
+// A Close whose context ends before the object loops do still releases everything once they end
+// (before, it returned early and left the databases, the alarm indexes and the wazero runtime
+// open for good; a second Close returned nil at once).
+func TestCloseReleasesAfterItsContextEnds(t *testing.T) {
+	rt := newTestRuntime(t, Config{})
+	c := loadProbe(t, rt)
+	mustDo(t, c, "a", "/incr")
+	busy := make(chan struct{})
+	go func() { do(c, "s", "/sleep?ms=300"); close(busy) }()
+	waitQueued(t, c, "s", 0) // (s had no loop before: it is running the sleep)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rt.Close(ctx); err == nil {
+		t.Fatal("Close with an ended context while an event runs returned nil")
+	}
+	<-busy
+	if err := rt.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := rt.Store().Acquire(context.Background(), "probe", c.ns.FromName("a").String()); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("the store is still open after Close: %v", err)
 	}
 }

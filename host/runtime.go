@@ -198,10 +198,13 @@ type Runtime struct {
 	wz    wazero.Runtime
 	store *storage.Store
 
-	mu       sync.RWMutex
-	classes  map[string]*Class
-	closed   bool
-	deployMu sync.Mutex // serializes DeployClass and DeleteClass
+	mu      sync.RWMutex
+	classes map[string]*Class
+	closed  bool
+	// closeDone is closed when Close's release has finished, with closeErr its result
+	closeDone chan struct{}
+	closeErr  error
+	deployMu  sync.Mutex // serializes DeployClass and DeleteClass
 
 	objects registry
 	idle    idleSet
@@ -668,35 +671,40 @@ func defTypes(def api.FunctionDefinition) string {
 var ErrShuttingDown = errors.New("server is shutting down")
 
 // Close stops accepting events, cancels in-flight ones (they fail and roll back, committing
-// nothing half-done), waits for every object loop to finish, and closes all databases.
+// nothing half-done), waits for every object loop to finish, and closes all databases. If ctx
+// ends first, Close returns an error but the release goes on in the background once the loops
+// end; a later Close waits for it again (under its own ctx) and returns its result.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
+	if !r.closed {
+		r.closed = true
+		r.closeDone = make(chan struct{})
+		go func() {
+			r.closeErr = r.release()
+			close(r.closeDone)
+		}()
 	}
-	r.closed = true
+	done := r.closeDone
 	r.mu.Unlock()
+	select {
+	case <-done:
+		return r.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("host: shutdown: %w (object loops or alarm schedulers still running; the runtime is released when they end)", ctx.Err())
+	}
+}
+
+// release is Close's work: stop the loops, then close what they used.
+func (r *Runtime) release() error {
 	r.objects.closeAll()
 	// Sockets get 1001 and no more events; their close handshakes get a few seconds.
-	wsCtx, wsCancel := context.WithTimeout(ctx, 3*time.Second)
+	wsCtx, wsCancel := context.WithTimeout(context.Background(), 3*time.Second)
 	r.ws.closeAll(wsCtx)
 	wsCancel()
 	r.cancelShutdown()
-	done, bgDone := make(chan struct{}), make(chan struct{})
-	go func() { r.loops.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("host: shutdown: %w (object loops still running)", ctx.Err())
-	}
+	r.loops.Wait()
 	// Alarm schedulers stop at the shutdown signal; their deliveries end with the loops.
-	go func() { r.bg.Wait(); close(bgDone) }()
-	select {
-	case <-bgDone:
-	case <-ctx.Done():
-		return fmt.Errorf("host: shutdown: %w (alarm schedulers still running)", ctx.Err())
-	}
+	r.bg.Wait()
 	var err error
 	for _, c := range r.classes {
 		if cerr := c.alarms.Close(); err == nil {

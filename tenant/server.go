@@ -152,6 +152,10 @@ func (s *Server) startTenant(ctx context.Context, name string, l Limits) (*tenan
 		MaxQueue:          l.MaxQueue,
 		MaxInstances:      l.MaxInstances,
 		HardInstanceLimit: true,
+		MaxMemoryBytes:    l.MaxMemoryBytes,
+		MaxSockets:        l.MaxSockets,
+		MaxObjects:        l.MaxObjects,
+		MaxStorageBytes:   l.MaxStorageBytes,
 		MaxOpenDatabases:  s.cfg.MaxOpenDatabases,
 		MemoryLimitPages:  l.MemoryPages,
 		MaxTableElems:     l.TableElems,
@@ -526,6 +530,18 @@ func (l Limits) orDefaults() Limits {
 	}
 	if l.MaxInstances == 0 {
 		l.MaxInstances = d.MaxInstances
+	}
+	if l.MaxMemoryBytes == 0 {
+		l.MaxMemoryBytes = d.MaxMemoryBytes
+	}
+	if l.MaxSockets == 0 {
+		l.MaxSockets = d.MaxSockets
+	}
+	if l.MaxObjects == 0 {
+		l.MaxObjects = d.MaxObjects
+	}
+	if l.MaxStorageBytes == 0 {
+		l.MaxStorageBytes = d.MaxStorageBytes
 	}
 	return l
 }

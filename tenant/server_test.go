@@ -337,3 +337,21 @@ func TestTenantDeletion(t *testing.T) {
 	e.expect("POST", "/counter/x/increment", tok2, nil, 401, "invalid bearer token")
 	e.expect("POST", "/counter/x/increment", keep, nil, 200, "3")
 }
+
+// What a tenant's objects use together is bounded by the tenant's limits (here its objects with
+// data), and the error names the limit; other tenants are not affected.
+func TestTenantTotalLimits(t *testing.T) {
+	e := start(t, t.TempDir())
+	counter := module(t, "examples/counter/go")
+	small := e.newTenant("small", `,"limits":{"max_objects":2}`)
+	other := e.newTenant("other", "")
+	e.expect("PUT", "/_api/classes/counter", small, counter, 201, "")
+	e.expect("PUT", "/_api/classes/counter", other, counter, 201, "")
+	e.expect("POST", "/counter/a/increment", small, nil, 200, "1")
+	e.expect("POST", "/counter/b/increment", small, nil, 200, "1")
+	e.expect("POST", "/counter/c/increment", small, nil, 500, "limit of 2 objects")
+	e.expect("POST", "/counter/a/increment", small, nil, 200, "2")
+	for _, n := range []string{"a", "b", "c"} {
+		e.expect("POST", "/counter/"+n+"/increment", other, nil, 200, "1")
+	}
+}

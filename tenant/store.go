@@ -31,6 +31,11 @@ type Limits struct {
 	MaxQueue       int    `json:"max_queue,omitempty"`        // events waiting per object
 	MaxBodySize    int64  `json:"max_body_size,omitempty"`    // request body
 	MaxInstances   int    `json:"max_instances,omitempty"`    // live instances (tenant only)
+	// What all of a tenant's objects use together (tenant only; see host.Config).
+	MaxMemoryBytes  int64 `json:"max_memory_bytes,omitempty"`  // linear memory of the live instances
+	MaxSockets      int   `json:"max_sockets,omitempty"`       // open WebSockets
+	MaxObjects      int64 `json:"max_objects,omitempty"`       // objects with stored data
+	MaxStorageBytes int64 `json:"max_storage_bytes,omitempty"` // bytes the objects store
 }
 
 // within returns class limits l bounded by the tenant's t: a class may ask for less than its
@@ -69,6 +74,11 @@ var DefaultLimits = Limits{
 	MaxQueue:       256,
 	MaxBodySize:    1 << 20,
 	MaxInstances:   256,
+	// 256 instances may each have 64 MiB, but not all at once
+	MaxMemoryBytes:  2 << 30,
+	MaxSockets:      10_000,
+	MaxObjects:      1_000_000,
+	MaxStorageBytes: 10 << 30,
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dowasm/dowasm/config"
+	"github.com/dowasm/dowasm/internal/durablefs"
 	"github.com/dowasm/dowasm/storage"
 	"github.com/dowasm/dowasm/tenant"
 	"github.com/dowasm/dowasm/toolchain"
@@ -163,7 +164,7 @@ func adminToken(file, data string, stderr io.Writer) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return read(p)
 	}
-	if err := os.MkdirAll(data, 0o755); err != nil {
+	if err := durablefs.MkdirAll(data); err != nil {
 		return "", err
 	}
 	var b [32]byte

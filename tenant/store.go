@@ -19,6 +19,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+
+	"github.com/dowasm/dowasm/internal/durablefs"
 )
 
 // Limits are a tenant's defaults and ceilings, or one class's limits (zero: the tenant's).
@@ -101,10 +103,17 @@ CREATE TABLE IF NOT EXISTS classes (tenant TEXT NOT NULL, name TEXT NOT NULL, sh
 `
 
 func openStore(data string) (*store, error) {
-	if err := os.MkdirAll(data, 0o755); err != nil {
+	if err := durablefs.MkdirAll(data); err != nil {
 		return nil, err
 	}
 	p := filepath.Join(data, "tenants.sqlite")
+	// Created here so that it is private (SQLite would make it 0644; its WAL takes its mode).
+	if f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, durablefs.FileMode); err == nil {
+		f.Close()
+		if err := durablefs.SyncDir(data); err != nil {
+			return nil, err
+		}
+	}
 	db, err := sql.Open("sqlite3", "file:"+p+"?_busy_timeout=5000&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -182,13 +191,17 @@ func (s *store) retireDir(name string, purge bool) (string, error) {
 		return "", os.RemoveAll(dir)
 	}
 	to := filepath.Join(s.data, "deleted", fmt.Sprintf("%s-%d", name, time.Now().UnixNano()))
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+	if err := durablefs.MkdirAll(filepath.Dir(to)); err != nil {
 		return "", err
 	}
 	if err := os.Rename(dir, to); err != nil {
 		return "", err
 	}
-	return to, nil
+	// Both directories changed: a crash must not bring the tenant's directory back.
+	if err := durablefs.SyncDir(filepath.Dir(dir)); err != nil {
+		return "", err
+	}
+	return to, durablefs.SyncDir(filepath.Dir(to))
 }
 
 // tokenPrefix marks dowasm tenant tokens (so a leaked one is recognisable).
@@ -313,7 +326,7 @@ func (s *store) modulePath(tenant, class string) string {
 // saveClass writes the module atomically (temporary file, fsync, rename) and records it.
 func (s *store) saveClass(tenant, class string, wasm []byte, sum string, l Limits) error {
 	p := s.modulePath(tenant, class)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := durablefs.MkdirAll(filepath.Dir(p)); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), class+".*.tmp")
@@ -333,6 +346,11 @@ func (s *store) saveClass(tenant, class string, wasm []byte, sum string, l Limit
 		return err
 	}
 	if err := os.Rename(tmp.Name(), p); err != nil {
+		return err
+	}
+	// The rename is durable only with its directory: without this a crash after the record
+	// below could leave a class whose module file is the old one, or missing.
+	if err := durablefs.SyncDir(filepath.Dir(p)); err != nil {
 		return err
 	}
 	lj, _ := json.Marshal(l)

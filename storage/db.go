@@ -358,10 +358,13 @@ func (d *DB) Commit() error {
 // database but leaves the WAL at the transaction's size until the next write resets it (and
 // journal_size_limit truncates it then), so an object that wrote close to its storage limit
 // once would use twice its limit on disk. A truncating checkpoint after such a commit (one stat
-// per commit; the checkpoint only after commits that grew the WAL past the limit) ends that.
+// per commit; the checkpoint only after commits that grew the WAL past twice the limit) ends
+// that.
 func (d *DB) trimWAL() {
+	// (Up to twice the limit is ordinary: the automatic checkpoint lets the WAL reach the limit
+	// plus the last transaction, and truncating it each time would cost every such commit.)
 	fi, err := os.Stat(d.path + "-wal")
-	if err != nil || fi.Size() <= walLimit(d.maxBytes) {
+	if err != nil || fi.Size() <= 2*walLimit(d.maxBytes) {
 		return
 	}
 	// Best effort: a reader (an alarm index rebuild) may hold the WAL; the next commit tries

@@ -70,7 +70,9 @@ type Config struct {
 	// depth limit of N frames exceeded (unbounded recursion?)". Only guest functions that call
 	// others count; tail calls do not count up.
 	MaxCallDepth uint32
-	// CacheDir keeps compiled modules across restarts; empty means DataDir/.cache/wazero.
+	// CacheDir keeps compiled modules across restarts; empty means DataDir/.cache/wazero. The
+	// runtime owns its entries (it deletes those no loaded class uses: see host/modcache.go);
+	// runtimes may share it, also across processes.
 	CacheDir string
 	// Logger receives structured logs; nil means discard.
 	Logger *slog.Logger
@@ -208,6 +210,7 @@ type Runtime struct {
 
 	objects registry
 	idle    idleSet
+	mcache  *moduleCache // the compilation cache's bookkeeping (modcache.go)
 	memory  memoryBudget
 	logRate *rate.Limiter // all guests' log output
 	calls   callGraph
@@ -278,6 +281,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		calls:      callGraph{waiting: map[string]callEdge{}},
 		alarmSlots: make(chan struct{}, cfg.AlarmConcurrency),
 	}
+	r.mcache = newModuleCache(cfg.CacheDir)
 	r.memory.max = cfg.MaxMemoryBytes
 	r.logRate = rate.NewLimiter(rate.Limit(cfg.GuestLogRateTotal), cfg.GuestLogBurstTotal)
 	r.shutdown, r.cancelShutdown = context.WithCancel(context.Background())
@@ -446,12 +450,13 @@ var ErrNotGuest = errors.New("not a dowasm guest")
 var ErrNoClass = errors.New("no such class")
 
 // compile validates, instruments and compiles a module for class name with limits l (resolved).
-func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte, l ClassLimits) (*classModule, error) {
+// It returns the module's compilation cache key, for cacheHold or cacheRelease.
+func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte, l ClassLimits) (*classModule, string, error) {
 	if !ValidClassName(name) {
-		return nil, fmt.Errorf("class %q: invalid name (want lowercase letters, digits, - and _, starting with a letter)", name)
+		return nil, "", fmt.Errorf("class %q: invalid name (want lowercase letters, digits, - and _, starting with a letter)", name)
 	}
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, fmt.Errorf("class %s: %s: %w: not a WebAssembly module (missing \\0asm header)", name, source, ErrNotGuest)
+		return nil, "", fmt.Errorf("class %s: %s: %w: not a WebAssembly module (missing \\0asm header)", name, source, ErrNotGuest)
 	}
 	// Instrumenting first is safe on unvalidated input: the rewriter refuses any reference to a
 	// function, global or local beyond the module's own, so no guest can name what it adds; the
@@ -460,26 +465,27 @@ func (r *Runtime) compile(ctx context.Context, name, source string, wasm []byte,
 		MaxCallDepth: r.cfg.MaxCallDepth})
 	switch {
 	case errors.Is(err, fuel.ErrMalformed) || errors.Is(err, fuel.ErrUnsupported):
-		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
+		return nil, "", fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
 	case errors.Is(err, fuel.ErrReservedImport):
-		return nil, fmt.Errorf("class %s: %s: %w: %w", name, source, ErrNotGuest, err)
+		return nil, "", fmt.Errorf("class %s: %s: %w: %w", name, source, ErrNotGuest, err)
 	case err != nil:
-		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
+		return nil, "", fmt.Errorf("class %s: %s: %w", name, source, err)
 	}
-	cm, err := r.wz.CompileModule(ctx, metered)
+	cm, key, err := r.compileCached(ctx, metered)
 	if err != nil {
-		return nil, fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
+		return nil, "", fmt.Errorf("class %s: %s: invalid WebAssembly: %w", name, source, err)
 	}
 	if err := CheckModule(cm); err != nil {
 		cm.Close(ctx)
-		return nil, fmt.Errorf("class %s: %s: %w", name, source, err)
+		r.cacheRelease(key)
+		return nil, "", fmt.Errorf("class %s: %s: %w", name, source, err)
 	}
 	exports := cm.ExportedFunctions()
 	m := &classModule{cm: cm, limits: l}
 	_, m.hasAlarm = exports["dowasm_alarm"]
 	_, m.hasWSClose = exports["dowasm_ws_close"]
 	_, m.hasWSError = exports["dowasm_ws_error"]
-	return m, nil
+	return m, key, nil
 }
 
 // LoadClass validates and compiles a module and registers it as class name with the runtime's
@@ -494,7 +500,7 @@ func (r *Runtime) LoadClass(ctx context.Context, name, source string, wasm []byt
 // the old module and wake on the new one at their next event. A deleted class of that name is
 // deployed again with its data.
 func (r *Runtime) DeployClass(ctx context.Context, name, source string, wasm []byte, limits ClassLimits) (*Class, error) {
-	m, err := r.compile(ctx, name, source, wasm, r.resolve(limits))
+	m, key, err := r.compile(ctx, name, source, wasm, r.resolve(limits))
 	if err != nil {
 		return nil, err
 	}
@@ -505,6 +511,7 @@ func (r *Runtime) DeployClass(ctx context.Context, name, source string, wasm []b
 	r.mu.RUnlock()
 	if closed {
 		m.cm.Close(ctx)
+		r.cacheRelease(key)
 		return nil, ErrShuttingDown
 	}
 	if c != nil {
@@ -518,19 +525,22 @@ func (r *Runtime) DeployClass(ctx context.Context, name, source string, wasm []b
 		}
 		c.deleted.Store(false)
 		c.kickAlarms()
+		r.cacheHold(name, key) // the old module's cache entry goes unless another class uses it
 		return c, nil
 	}
-	key, err := id.LoadOrCreateKey(filepath.Join(r.cfg.DataDir, name, "namespace.key"))
+	nsKey, err := id.LoadOrCreateKey(filepath.Join(r.cfg.DataDir, name, namespaceKeyFile))
 	if err != nil {
 		m.cm.Close(ctx)
+		r.cacheRelease(key)
 		return nil, fmt.Errorf("class %s: %w", name, err)
 	}
-	c = &Class{rt: r, name: name, ns: id.NewNamespace(key), alarmKick: make(chan struct{}, 1)}
+	c = &Class{rt: r, name: name, ns: id.NewNamespace(nsKey), alarmKick: make(chan struct{}, 1)}
 	c.cur.Store(m)
 	// Every class has an alarm index, also one without a handler today: its objects may hold
 	// alarms set by an earlier version of the class.
 	if c.alarms, err = r.store.OpenAlarmIndex(name); err != nil {
 		m.cm.Close(ctx)
+		r.cacheRelease(key)
 		return nil, fmt.Errorf("class %s: %w", name, err)
 	}
 	r.mu.Lock()
@@ -538,18 +548,22 @@ func (r *Runtime) DeployClass(ctx context.Context, name, source string, wasm []b
 		r.mu.Unlock()
 		c.alarms.Close()
 		m.cm.Close(ctx)
+		r.cacheRelease(key)
 		return nil, ErrShuttingDown
 	}
 	r.classes[name] = c
 	r.bg.Add(1)
 	r.mu.Unlock()
+	r.cacheHold(name, key)
 	go c.runAlarms()
 	return c, nil
 }
 
 // DeleteClass stops serving a class: new events to it fail with ErrNoClass (the gateway answers
 // 404), its WebSockets are closed (1001), its alarms wait; events already queued still run. Its
-// objects' data stays: deploying the class again finds it.
+// objects' data stays: deploying the class again finds it. Its compiled module stays in memory
+// (queued events and live instances use it) until the class is deployed again or the runtime
+// closes; its compilation cache entry goes unless another class uses the same module.
 func (r *Runtime) DeleteClass(name string) error {
 	r.deployMu.Lock()
 	defer r.deployMu.Unlock()
@@ -559,6 +573,7 @@ func (r *Runtime) DeleteClass(name string) error {
 	}
 	c.deleted.Store(true)
 	r.ws.closeClass(c, "class deleted")
+	r.cacheDrop(name) // its module's cache entry goes unless another class uses it
 	return nil
 }
 

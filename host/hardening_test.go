@@ -307,3 +307,24 @@ func TestCloseReleasesAfterItsContextEnds(t *testing.T) {
 		t.Errorf("the store is still open after Close: %v", err)
 	}
 }
+
+// A module whose instantiation fails after its memory was made (here: its start function traps)
+// leaves no memory behind: wazero does not free it, and before this each attempt leaked its
+// mapping and, with a memory budget, its share of the budget for good.
+func TestFailedInstantiationFreesMemory(t *testing.T) {
+	rt := newTestRuntime(t, Config{MaxMemoryBytes: 64 << 20})
+	// (a 1-page memory, a start function that traps, and the ABI exports)
+	wasm := startTrapGuest()
+	c, err := rt.LoadClass(context.Background(), "starttrap", "starttrap", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, _, err := do(c, "x", "/"); err == nil || !strings.Contains(err.Error(), "instantiate") {
+			t.Fatalf("attempt %d: %v, want the failed instantiation", i, err)
+		}
+	}
+	if used := rt.memory.used.Load(); used != 0 {
+		t.Errorf("after 20 failed instantiations of a 1-page memory, %d bytes of the budget are still taken", used)
+	}
+}

@@ -49,7 +49,9 @@ func (r *Runtime) allocator(in *instance) experimental.MemoryAllocator {
 		if err != nil {
 			return nil // wazero reports the instantiation as failed
 		}
-		return &mmapMemory{buf: b, budget: &r.memory, in: in}
+		m := &mmapMemory{buf: b, budget: &r.memory, in: in}
+		in.mem = m
+		return m
 	})
 }
 

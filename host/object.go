@@ -682,6 +682,7 @@ type instance struct {
 	errMsg    string
 	// memRefused: a memory.grow of this instance was refused by the runtime's memory budget
 	memRefused bool
+	mem        *mmapMemory // its linear memory (to free it if instantiation fails)
 }
 
 func (o *object) newInstance(ev *event) (*instance, error) {
@@ -713,6 +714,11 @@ func (o *object) newInstance(ev *event) (*instance, error) {
 	in.ev = nil
 	if err != nil {
 		o.class.releaseModule(cm)
+		if in.mem != nil {
+			// wazero does not free the memory of a module whose instantiation failed (after its
+			// memory was made: a failing start function, data out of bounds).
+			in.mem.Free()
+		}
 		if lerr := in.limitFailure(ev, "start function"); lerr != nil {
 			return nil, lerr
 		}

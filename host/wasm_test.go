@@ -20,6 +20,7 @@ type wmodule struct {
 	funcs   []wfunc
 	exports map[string]int // function index (imports first)
 	noMem   bool
+	start   int // 1 + the index of the start function (0: none)
 }
 
 func uleb(v uint64) []byte {
@@ -106,6 +107,10 @@ func (m wmodule) encode() []byte {
 		exps = append(exps, append(append(wstr(name), 0x00), uleb(uint64(idx))...))
 	}
 	out = append(out, section(7, exps...)...)
+	if m.start > 0 {
+		s := uleb(uint64(m.start - 1))
+		out = append(append(append(out, 8), uleb(uint64(len(s)))...), s...)
+	}
 	if len(m.funcs) > 0 {
 		var bodies [][]byte
 		for _, f := range m.funcs {
@@ -177,4 +182,13 @@ func abiImport(name string) wimport {
 		im.results = append(im.results, i32)
 	}
 	return im
+}
+
+// startTrapGuest is a valid guest whose start function traps (its instantiation fails after its
+// memory was made).
+func startTrapGuest() []byte {
+	m := minimalGuest(nil, i32const(0))
+	m.funcs = append(m.funcs, wfunc{body: opUnreachable})
+	m.start = len(m.funcs) // 1 + index of the function just added
+	return m.encode()
 }

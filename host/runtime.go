@@ -735,8 +735,8 @@ func (r *Runtime) release() error {
 	return err
 }
 
-// fuelGrant is the fuel refill gives a guest at each check: roughly that many loop iterations
-// or calls, about a millisecond of compute, so a guest is stopped within a few ms of its deadline
+// fuelGrant is the fuel refill gives a guest at each check: roughly that many instructions,
+// about a millisecond of compute or less, so a guest is stopped within a few ms of its deadline
 // and returns to Go (where the scheduler and the garbage collector reach it) as often.
 const fuelGrant = 1 << 20
 

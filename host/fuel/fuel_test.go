@@ -493,9 +493,13 @@ func TestMalformedInputs(t *testing.T) {
 	check(nil)
 	check([]byte("\x00asm\x01\x00\x00\x00\x0a\xff\xff\xff\xff\x0f"))
 	// A data section claiming 10^8 segments in 9 bytes (found by the fuzzer:
-	// wazero allocates gigabytes for it) is refused.
-	if _, err := fuel.Instrument([]byte("\x00asm\x01\x00\x00\x00\v\v\xc1\x80\xff00000000"), fuel.Options{}); !errors.Is(err, fuel.ErrMalformed) {
-		t.Errorf("data section with an impossible count: err = %v, want ErrMalformed", err)
+	// wazero allocates gigabytes for it) is refused: over the limit on data
+	// segments, and with a count under the limit, for its size.
+	if _, err := fuel.Instrument([]byte("\x00asm\x01\x00\x00\x00\v\v\xc1\x80\xff00000000"), fuel.Options{}); !errors.Is(err, fuel.ErrModuleLimit) {
+		t.Errorf("data section with an impossible count: err = %v, want ErrModuleLimit", err)
+	}
+	if _, err := fuel.Instrument([]byte("\x00asm\x01\x00\x00\x00\v\v\xc1\x80\x0600000000"), fuel.Options{}); !errors.Is(err, fuel.ErrMalformed) {
+		t.Errorf("data section with an impossible count under the limit: err = %v, want ErrMalformed", err)
 	}
 }
 

@@ -51,8 +51,9 @@ func FuzzInstrument(f *testing.F) {
 			}
 			return
 		}
-		// A loop check is at most 75 bytes and follows at least two bytes
-		// of input (a loop and its block type).
+		// The checks of a loop take at most about 90 bytes and the loop at
+		// least three bytes of input (loop, block type and end); other
+		// checks follow at least 256 instructions.
 		if limit := 40*len(wasm) + 256; len(out) > limit {
 			t.Fatalf("output of %d bytes for %d bytes of input", len(out), len(wasm))
 		}

@@ -119,6 +119,24 @@ func (r *reader) count(minSize int) (uint32, *Error) {
 	return n, nil
 }
 
+// countLimited is count, but before it checks the length against the bytes
+// that remain it passes it to check, which refuses a length over a limit
+// (so that the error names the limit rather than the short section).
+func (r *reader) countLimited(minSize int, check func(n uint32, off int) *Error) (uint32, *Error) {
+	start := r.off()
+	n, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	if err := check(n, start); err != nil {
+		return 0, err
+	}
+	if uint64(n)*uint64(minSize) > uint64(r.remaining()) {
+		return 0, malformedf(start, "vector of %d elements does not fit in the %d remaining bytes", n, r.remaining())
+	}
+	return n, nil
+}
+
 // name reads a length-prefixed byte string.
 func (r *reader) name() ([]byte, *Error) {
 	n, err := r.count(1)

@@ -1,7 +1,10 @@
 package fuel
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 )
 
@@ -97,14 +100,29 @@ func (w *rewriter) cut(pos int) int {
 	return len(w.out)
 }
 
+// replace drops the input buf[from:to], which must follow what was copied
+// or replaced before, from the output: the caller appends what replaces
+// it.
+func (w *rewriter) replace(from, to int) {
+	w.out = append(w.out, w.r.buf[w.mark:from]...)
+	w.mark = to
+}
+
 // replaceLimits writes limits with a maximum (flags, min, max) in place of the
 // limits just consumed from start.
 func (w *rewriter) replaceLimits(start int, flags byte, min, max uint32) {
+	w.replaceAt(start, w.r.pos, flags, min, max)
+}
+
+// replaceAt writes limits with a maximum (flags, min, max) in place of the
+// limits consumed at buf[start:end], which must follow what was replaced
+// before.
+func (w *rewriter) replaceAt(start, end int, flags byte, min, max uint32) {
 	w.out = append(w.out, w.r.buf[w.mark:start]...)
 	w.out = append(w.out, flags)
 	w.out = appendU32(w.out, min)
 	w.out = appendU32(w.out, max)
-	w.mark = w.r.pos
+	w.mark = end
 }
 
 // payload returns the rewritten section: the input itself when nothing was
@@ -119,19 +137,29 @@ func (w *rewriter) payload() []byte {
 
 // funcIndex reads a function index of the original module and writes its
 // new index.
-func (w *rewriter) funcIndex(m *module) *Error {
+func (w *rewriter) funcIndex(m *module) (uint32, *Error) {
 	start, off := w.r.pos, w.r.off()
 	idx, err := w.r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if idx >= m.numFuncs() {
-		return malformedf(off, "function index %d out of range (the module has %d functions)", idx, m.numFuncs())
+		return 0, malformedf(off, "function index %d out of range (the module has %d functions)", idx, m.numFuncs())
 	}
 	w.out = append(w.out, w.r.buf[w.mark:start]...)
 	w.out = appendU32(w.out, m.remapFunc(idx))
 	w.mark = w.r.pos
-	return nil
+	return idx, nil
+}
+
+// funcRefIndex is funcIndex for a function that the module can put in a
+// table (see module.refd).
+func (w *rewriter) funcRefIndex(m *module) *Error {
+	idx, err := w.funcIndex(m)
+	if err == nil {
+		m.markRef(idx)
+	}
+	return err
 }
 
 // constExpr rewrites a constant expression up to and including its end.
@@ -162,7 +190,7 @@ func (m *module) constExpr(w *rewriter) *Error {
 		case opRefNull:
 			err = r.refType()
 		case opRefFunc:
-			err = w.funcIndex(m)
+			err = w.funcRefIndex(m)
 		case 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e: // extended-const i32/i64 add, sub, mul
 		case prefixSIMD:
 			var sub byte
@@ -191,14 +219,15 @@ func endOf(r *reader) *Error {
 
 // typeSection appends the refill type () -> i64 and, with MaxCallDepth, the
 // too_deep type () -> () and the block types of calling functions with
-// several results (see blockTypesFor).
+// several results (see blockTypesFor), and last the type of $buy,
+// (i32 i32) -> i32.
 func (m *module) typeSection(r *reader) ([]byte, *Error) {
 	var n uint32
 	var entries []byte
 	var results [][]byte // result types of each type, one byte each
 	if r != nil {
 		var err *Error
-		if n, err = r.count(3); err != nil {
+		if n, err = r.countLimited(3, within(ErrModuleLimit, 0, m.opts.MaxTypes, "module declares %d function types")); err != nil {
 			return nil, err
 		}
 		start := r.pos
@@ -241,19 +270,24 @@ func (m *module) typeSection(r *reader) ([]byte, *Error) {
 		}
 		entries = r.buf[start:]
 	}
+	buy := []byte{0x60, 0x02, typeI32, typeI32, 0x01, typeI32}
 	m.refillType = n
 	if !m.depthLimit() {
-		out := appendU32(make([]byte, 0, len(entries)+8), n+1)
+		m.buyType = n + 1
+		out := appendU32(make([]byte, 0, len(entries)+16), n+2)
 		out = append(out, entries...)
-		return append(out, 0x60, 0x00, 0x01, typeI64), nil
+		out = append(out, 0x60, 0x00, 0x01, typeI64) // refill
+		return append(out, buy...), nil
 	}
 	m.tooDeepType = n + 1
 	extra, added := m.blockTypesFor(results, n+2)
-	out := appendU32(make([]byte, 0, len(entries)+len(extra)+16), n+2+added)
+	m.buyType = n + 2 + added
+	out := appendU32(make([]byte, 0, len(entries)+len(extra)+24), n+3+added)
 	out = append(out, entries...)
 	out = append(out, 0x60, 0x00, 0x01, typeI64) // refill
 	out = append(out, 0x60, 0x00, 0x00)          // too_deep
-	return append(out, extra...), nil
+	out = append(out, extra...)
+	return append(out, buy...), nil
 }
 
 // blockTypesFor fills m.blockTypes: for each type, the block type of the
@@ -303,15 +337,17 @@ func (m *module) blockTypesFor(results [][]byte, next uint32) (extra []byte, add
 }
 
 // importSection rejects imports from ImportModule, checks imported tables,
-// counts imported functions and globals, and appends the refill import.
+// counts imported functions, tables, memories and globals, and appends the
+// refill import.
 func (m *module) importSection(r *reader) ([]byte, *Error) {
 	var n uint32
 	var entries []byte
 	if r != nil {
 		var err *Error
-		if n, err = r.count(4); err != nil {
+		if n, err = r.countLimited(4, within(ErrModuleLimit, 0, m.opts.MaxImports, "module declares %d imports")); err != nil {
 			return nil, err
 		}
+		secOff := r.off()
 		start := r.pos
 		for i := uint32(0); i < n; i++ {
 			off := r.off()
@@ -355,10 +391,12 @@ func (m *module) importSection(r *reader) ([]byte, *Error) {
 					return nil, err
 				}
 				m.tables++
+				m.importedTableElems += uint64(max)
 			case 2: // memory
 				if _, _, _, err := r.limits(); err != nil {
 					return nil, err
 				}
+				m.memories++
 			case 3: // global
 				if err := r.valType(); err != nil {
 					return nil, err
@@ -375,6 +413,19 @@ func (m *module) importSection(r *reader) ([]byte, *Error) {
 		}
 		if err := endOf(r); err != nil {
 			return nil, err
+		}
+		// Each imported table, memory and global counts against the limits.
+		if m.tables > m.opts.MaxTables {
+			return nil, overLimit(ErrTableLimit, secOff, uint64(m.tables), m.opts.MaxTables, "module declares %d tables")
+		}
+		if m.importedTableElems > uint64(m.opts.MaxTableElems) {
+			return nil, m.tableElemsOver(secOff, m.tables, m.importedTableElems)
+		}
+		if m.memories > maxMemories {
+			return nil, overLimit(ErrMemoryLimit, secOff, uint64(m.memories), maxMemories, "module declares %d memories")
+		}
+		if m.globals > m.opts.MaxGlobals {
+			return nil, overLimit(ErrModuleLimit, secOff, uint64(m.globals), m.opts.MaxGlobals, "module declares %d globals")
 		}
 		entries = r.buf[start:]
 	}
@@ -407,12 +458,17 @@ func (m *module) mutability(r *reader) *Error {
 	return nil
 }
 
-// checkTable enforces Options.MaxTableElems on one table.
+// tableElemsOver is the error for tables that hold more than
+// Options.MaxTableElems elements in all.
+func (m *module) tableElemsOver(off int, tables uint32, elems uint64) *Error {
+	return &Error{Kind: ErrTableLimit, Func: -1, Offset: off,
+		Reason: fmt.Sprintf("module declares %d tables holding %d elements in all; the limit is %d", tables, elems, m.opts.MaxTableElems)}
+}
+
+// checkTable enforces Options.MaxTableElems on one table: an imported table
+// must have a maximum within it, a defined one a minimum within it.
 func (m *module) checkTable(off int, what string, min, max uint32, hasMax bool) *Error {
 	limit := m.opts.MaxTableElems
-	if limit == 0 {
-		return nil
-	}
 	var reason string
 	switch {
 	case min > limit:
@@ -427,76 +483,155 @@ func (m *module) checkTable(off int, what string, min, max uint32, hasMax bool) 
 	return &Error{Kind: ErrTableLimit, Func: -1, Offset: off, Reason: reason}
 }
 
-// functionSection records the type of every defined function.
-func (m *module) functionSection(r *reader) *Error {
-	n, err := r.count(1)
+// functionSection records the type of every defined function and, if there
+// are any, appends $buy, which their checks call (see appendCheck).
+func (m *module) functionSection(r *reader) ([]byte, *Error) {
+	n, err := r.countLimited(1, within(ErrModuleLimit, 0, m.opts.MaxFunctions, "module defines %d functions"))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	start := r.pos
 	m.funcTypes = make([]uint32, 0, n)
 	for i := uint32(0); i < n; i++ {
 		off := r.off()
 		t, err := r.u32()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if t >= uint32(len(m.typeParams)) {
-			return malformedf(off, "function %d: type index %d out of range", m.funcImports+i, t)
+			return nil, malformedf(off, "function %d: type index %d out of range", m.funcImports+i, t)
 		}
 		m.funcTypes = append(m.funcTypes, t)
-	}
-	return endOf(r)
-}
-
-// tableSection checks the defined tables. With Options.MaxTableElems, a defined
-// table without a maximum, or with a larger one, gets MaxTableElems as its maximum
-// (wazero enforces a table's maximum on table.grow), provided its minimum fits; only a
-// minimum above the limit is refused.
-func (m *module) tableSection(r *reader) ([]byte, *Error) {
-	n, err := r.count(3)
-	if err != nil {
-		return nil, err
-	}
-	w := &rewriter{r: r}
-	limit := m.opts.MaxTableElems
-	for i := uint32(0); i < n; i++ {
-		off := r.off()
-		if r.remaining() > 0 && r.buf[r.pos] == 0x40 {
-			return nil, unsupportedf(off, "table %d: table initializer (typed function references)", m.tables)
-		}
-		if err := r.refType(); err != nil {
-			return nil, err
-		}
-		start := r.pos
-		min, max, hasMax, err := r.limits()
-		if err != nil {
-			return nil, err
-		}
-		if limit != 0 && (!hasMax || max > limit) && min <= limit {
-			w.replaceLimits(start, 0x01, min, limit)
-			max, hasMax = limit, true
-		}
-		if err := m.checkTable(off, fmt.Sprintf("table %d", m.tables), min, max, hasMax); err != nil {
-			return nil, err
-		}
-		m.tables++
 	}
 	if err := endOf(r); err != nil {
 		return nil, err
 	}
+	if n == 0 {
+		return r.buf, nil
+	}
+	m.buyFunc = m.funcImports + m.shift + n
+	out := appendU32(make([]byte, 0, len(r.buf)+8), n+1)
+	out = append(out, r.buf[start:]...)
+	return appendU32(out, m.buyType), nil
+}
+
+// tableDecl is a defined table as tableSection reads it.
+type tableDecl struct {
+	off, start, end int // offsets of the entry, and of its limits in the payload
+	min, max        uint32
+	hasMax          bool
+	grant           uint64 // the elements it may grow by
+}
+
+// tableSection checks the defined tables against Options.MaxTables and
+// Options.MaxTableElems, which bounds the sum of all tables' maximum sizes.
+// A module whose tables' minimums (with the imported tables' maximums) add
+// up to more than MaxTableElems is refused. What the minimums leave of it,
+// the budget, is shared out among the defined tables in max-min fair shares:
+// a table whose declared maximum leaves it room to grow by less than an
+// even share keeps its maximum, and the others split the rest evenly. A
+// table without a maximum, or with a larger one than its share allows, gets
+// its minimum plus its share as its maximum (wazero enforces a table's
+// maximum on table.grow). A module with one table gives it the whole budget.
+func (m *module) tableSection(r *reader) ([]byte, *Error) {
+	limit := m.opts.MaxTableElems
+	n, err := r.countLimited(3, within(ErrTableLimit, m.tables, m.opts.MaxTables, "module declares %d tables"))
+	if err != nil {
+		return nil, err
+	}
+	secOff := r.off()
+	tabs := make([]tableDecl, n)
+	elems := m.importedTableElems
+	for i := range tabs {
+		t := &tabs[i]
+		t.off = r.off()
+		if r.remaining() > 0 && r.buf[r.pos] == 0x40 {
+			return nil, unsupportedf(t.off, "table %d: table initializer (typed function references)", m.tables+uint32(i))
+		}
+		if err := r.refType(); err != nil {
+			return nil, err
+		}
+		t.start = r.pos
+		if t.min, t.max, t.hasMax, err = r.limits(); err != nil {
+			return nil, err
+		}
+		t.end = r.pos
+		if t.min > limit {
+			return nil, &Error{Kind: ErrTableLimit, Func: -1, Offset: t.off,
+				Reason: fmt.Sprintf("table %d has a minimum size of %d elements; the limit is %d", m.tables+uint32(i), t.min, limit)}
+		}
+		elems += uint64(t.min)
+	}
+	if err := endOf(r); err != nil {
+		return nil, err
+	}
+	if elems > uint64(limit) {
+		return nil, m.tableElemsOver(secOff, m.tables+n, elems)
+	}
+	shareTables(tabs, uint64(limit)-elems)
+
+	w := &rewriter{r: r}
+	for _, t := range tabs {
+		max := uint64(t.min) + t.grant // at most limit
+		if !t.hasMax || (t.max >= t.min && max < uint64(t.max)) {
+			w.replaceAt(t.start, t.end, 0x01, t.min, uint32(max))
+		}
+	}
+	m.tables += n
 	return w.payload(), nil
 }
 
-// memorySection gives each defined memory at most Options.MaxMemoryPages as its
-// maximum (see tableSection); a minimum above the limit is refused.
+// shareTables shares budget elements out among tabs (see tableSection),
+// setting their grants.
+func shareTables(tabs []tableDecl, budget uint64) {
+	want := func(t *tableDecl) uint64 {
+		switch {
+		case !t.hasMax:
+			return math.MaxUint64
+		case t.max < t.min: // invalid (wazero refuses it): left as it is
+			return 0
+		}
+		return uint64(t.max - t.min)
+	}
+	order := make([]int, len(tabs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(want(&tabs[a]), want(&tabs[b])) })
+	for j, i := range order {
+		rest := uint64(len(order) - j)
+		share := budget / rest
+		if w := want(&tabs[i]); w <= share {
+			tabs[i].grant = w
+			budget -= w
+			continue
+		}
+		// Every table left wants more than an even share: each gets it, and
+		// the first ones (in the module's order) the odd elements.
+		left := slices.Clone(order[j:])
+		slices.Sort(left)
+		for k, i := range left {
+			tabs[i].grant = share
+			if uint64(k) < budget%rest {
+				tabs[i].grant++
+			}
+		}
+		return
+	}
+}
+
+// memorySection refuses a second memory, and gives each defined memory at
+// most Options.MaxMemoryPages as its maximum; a minimum above the limit is
+// refused.
 func (m *module) memorySection(r *reader) ([]byte, *Error) {
+	n, err := r.countLimited(2, within(ErrMemoryLimit, m.memories, maxMemories, "module declares %d memories"))
+	if err != nil {
+		return nil, err
+	}
+	m.memories += n
 	limit := m.opts.MaxMemoryPages
 	if limit == 0 {
 		return r.buf, nil
-	}
-	n, err := r.count(2)
-	if err != nil {
-		return nil, err
 	}
 	w := &rewriter{r: r}
 	for i := uint32(0); i < n; i++ {
@@ -525,19 +660,37 @@ func (m *module) memorySection(r *reader) ([]byte, *Error) {
 }
 
 // globalSection rewrites ref.func in initializers and appends the fuel
-// global: (global (mut i64) (i64.const 0)) and, with MaxCallDepth, the depth
-// global: (global (mut i64) (i64.const MaxCallDepth)).
+// global: (global (mut i64) (i64.const 0)), with MaxCallDepth the depth
+// global: (global (mut i64) (i64.const MaxCallDepth)), and for each function
+// that ref.func names in code a global holding its reference:
+// (global funcref (ref.func $f)). The code reads that global instead of
+// executing ref.func, which in wazero allocates a function instance that
+// lives as long as the module instance, every time it runs. Those globals
+// count against Options.MaxGlobals.
 func (m *module) globalSection(r *reader) ([]byte, *Error) {
 	var n uint32
 	w := &rewriter{r: r}
+	imported := m.globals
+	what := "module declares %d globals"
+	if imported > 0 {
+		what += fmt.Sprintf(" (%d imported)", imported)
+	}
+	// The functions named by ref.func in code; the prescan may have seen
+	// indices out of range, which the code section refuses.
+	refs := m.refOrder[:0:0]
+	for _, f := range m.refOrder {
+		if f < m.numFuncs() {
+			refs = append(refs, f)
+		}
+	}
 	if r != nil {
 		var err *Error
-		if n, err = r.count(3); err != nil {
+		if n, err = r.countLimited(3, within(ErrModuleLimit, imported, m.opts.MaxGlobals, what)); err != nil {
 			return nil, err
 		}
 		m.globals += n
 		w.mark = r.pos
-		w.out = appendU32(make([]byte, 0, len(r.buf)+32), n+m.shift)
+		w.out = appendU32(make([]byte, 0, len(r.buf)+32+8*len(refs)), n+m.shift+uint32(len(refs)))
 		for i := uint32(0); i < n; i++ {
 			if err := r.valType(); err != nil {
 				return nil, err
@@ -554,7 +707,17 @@ func (m *module) globalSection(r *reader) ([]byte, *Error) {
 		}
 		w.flush()
 	} else {
-		w.out = appendU32(nil, m.shift)
+		w.out = appendU32(make([]byte, 0, 32+8*len(refs)), m.shift+uint32(len(refs)))
+	}
+	if len(refs) > 0 {
+		if total := uint64(m.globals) + uint64(len(refs)); total > uint64(m.opts.MaxGlobals) {
+			e := overLimit(ErrModuleLimit, len(m.in), total, m.opts.MaxGlobals,
+				"module declares %d globals"+fmt.Sprintf(" (%d added for the functions its code names with ref.func)", len(refs)))
+			if r != nil {
+				e.Offset = r.base
+			}
+			return nil, e
+		}
 	}
 	m.fuelGlobal = m.globals
 	w.out = append(w.out, typeI64, 0x01, opI64Const, 0x00, opEnd)
@@ -564,13 +727,21 @@ func (m *module) globalSection(r *reader) ([]byte, *Error) {
 		w.out = appendS64(w.out, int64(m.opts.MaxCallDepth))
 		w.out = append(w.out, opEnd)
 	}
+	m.refGlobals = make(map[uint32]uint32, len(refs))
+	for i, f := range refs {
+		m.refGlobals[f] = m.globals + m.shift + uint32(i)
+		m.markRef(f)
+		w.out = append(w.out, typeFuncref, 0x00, opRefFunc)
+		w.out = appendU32(w.out, m.remapFunc(f))
+		w.out = append(w.out, opEnd)
+	}
 	return w.out, nil
 }
 
 // exportSection remaps exported functions; an export of a global beyond the
 // original ones (which would be the fuel) is rejected.
 func (m *module) exportSection(r *reader) ([]byte, *Error) {
-	n, err := r.count(3)
+	n, err := r.countLimited(3, within(ErrModuleLimit, 0, m.opts.MaxExports, "module declares %d exports"))
 	if err != nil {
 		return nil, err
 	}
@@ -586,7 +757,7 @@ func (m *module) exportSection(r *reader) ([]byte, *Error) {
 		}
 		switch kind {
 		case 0: // function
-			err = w.funcIndex(m)
+			err = w.funcRefIndex(m)
 		case 1, 2: // table, memory
 			_, err = r.u32()
 		case 3: // global
@@ -612,7 +783,7 @@ func (m *module) exportSection(r *reader) ([]byte, *Error) {
 
 func (m *module) startSection(r *reader) ([]byte, *Error) {
 	w := &rewriter{r: r}
-	if err := w.funcIndex(m); err != nil {
+	if _, err := w.funcIndex(m); err != nil {
 		return nil, err
 	}
 	if err := endOf(r); err != nil {
@@ -627,7 +798,7 @@ func (m *module) startSection(r *reader) ([]byte, *Error) {
 // (no table offset), bit 1 an explicit table index (active) or declarative
 // (otherwise), bit 2 element expressions instead of function indices.
 func (m *module) elementSection(r *reader) ([]byte, *Error) {
-	n, err := r.count(3)
+	n, err := r.countLimited(3, within(ErrModuleLimit, 0, m.opts.MaxElemSegments, "module declares %d element segments"))
 	if err != nil {
 		return nil, err
 	}
@@ -666,15 +837,16 @@ func (m *module) elementSection(r *reader) ([]byte, *Error) {
 				return nil, err
 			}
 		}
-		count, err := r.count(1)
+		count, err := r.countLimited(1, m.segmentsWithin(i, m.elemEntries, m.opts.MaxElemEntries, "element", "entries"))
 		if err != nil {
 			return nil, err
 		}
+		m.elemEntries += uint64(count)
 		for j := uint32(0); j < count; j++ {
 			if exprs {
 				err = m.constExpr(w)
 			} else {
-				err = w.funcIndex(m)
+				err = w.funcRefIndex(m)
 			}
 			if err != nil {
 				return nil, err
@@ -686,6 +858,82 @@ func (m *module) elementSection(r *reader) ([]byte, *Error) {
 	}
 	w.flush()
 	return w.out, nil
+}
+
+// segmentsWithin returns a check for reader.countLimited of the size of
+// segment i, given the sizes of the segments before it (sum): their total
+// must stay within limit. kind is "element" or "data", unit "entries" or
+// "bytes".
+func (m *module) segmentsWithin(i uint32, sum uint64, limit uint32, kind, unit string) func(uint32, int) *Error {
+	return func(n uint32, off int) *Error {
+		total := sum + uint64(n)
+		if total <= uint64(limit) {
+			return nil
+		}
+		reason := fmt.Sprintf("%s segment 0 holds %d %s; the limit is %d", kind, total, unit, limit)
+		if i > 0 {
+			reason = fmt.Sprintf("%s segments 0 to %d hold %d %s in all; the limit is %d", kind, i, total, unit, limit)
+		}
+		return &Error{Kind: ErrModuleLimit, Func: -1, Offset: off, Reason: reason}
+	}
+}
+
+// dataSection checks the number of data segments and their bytes in all
+// against Options.MaxDataSegments and Options.MaxDataBytes. (It moves no
+// indices: the section is copied verbatim.) A count far beyond what the
+// bytes can hold would make wazero allocate for it (20 bytes claiming 10^8
+// segments cost gigabytes) before it finds the section short; a segment
+// takes at least 2 bytes (passive, empty).
+func (m *module) dataSection(r *reader) *Error {
+	n, err := r.countLimited(2, within(ErrModuleLimit, 0, m.opts.MaxDataSegments, "module declares %d data segments"))
+	if err != nil {
+		return err
+	}
+	w := &rewriter{r: r} // for constExpr; its output is not used
+	for i := uint32(0); i < n; i++ {
+		off := r.off()
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		switch flags {
+		case 0: // active, memory 0
+			err = m.constExpr(w)
+		case 1: // passive
+		case 2: // active, explicit memory
+			if _, err = r.u32(); err == nil {
+				err = m.constExpr(w)
+			}
+		default:
+			err = malformedf(off, "data segment %d: invalid flags %#x", i, flags)
+		}
+		if err != nil {
+			return err
+		}
+		size, err := r.countLimited(1, m.segmentsWithin(i, m.dataBytes, m.opts.MaxDataBytes, "data", "bytes"))
+		if err != nil {
+			return err
+		}
+		m.dataBytes += uint64(size)
+		if _, err := r.bytes(int(size)); err != nil {
+			return err
+		}
+	}
+	return endOf(r)
+}
+
+// dataCountSection checks the count of data segments it declares against
+// Options.MaxDataSegments.
+func (m *module) dataCountSection(r *reader) *Error {
+	off := r.off()
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if n > m.opts.MaxDataSegments {
+		return overLimit(ErrModuleLimit, off, uint64(n), m.opts.MaxDataSegments, "data count section declares %d data segments")
+	}
+	return endOf(r)
 }
 
 // custom keeps custom sections verbatim, except that it rewrites the

@@ -413,12 +413,7 @@ func (o *object) wsApplyOps() {
 func (o *object) wsReleaseSoFar(ev *event) {
 	b := &o.ws
 	o.wsApplyOps()
-	clear(b.ops)
-	b.ops = b.ops[:0]
-	clear(b.closed)
-	clear(b.attach)
-	clear(b.pending)
-	b.bytes = 0
+	b.clearOps()
 	n := copy(b.accepted, b.accepted[ev.wsMark.accepted:])
 	clear(b.accepted[n:])
 	b.accepted = b.accepted[:n]
@@ -426,13 +421,18 @@ func (o *object) wsReleaseSoFar(ev *event) {
 }
 
 func (b *wsBatch) reset() {
+	b.clearOps()
+	clear(b.accepted)
+	b.accepted = b.accepted[:0]
+}
+
+// clearOps forgets the recorded effects (applied or dropped) and the views of them.
+func (b *wsBatch) clearOps() {
 	clear(b.ops)
 	b.ops = b.ops[:0]
 	if cap(b.ops) > 4096 {
 		b.ops = nil // a broadcast to a big room should not pin its op list while idle
 	}
-	clear(b.accepted)
-	b.accepted = b.accepted[:0]
 	clear(b.closed)
 	clear(b.attach)
 	clear(b.pending)

@@ -1,17 +1,13 @@
 package gateway
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dowasm/dowasm/host"
-	"github.com/dowasm/dowasm/internal/testutil"
 	"github.com/dowasm/dowasm/toolchain"
 )
 
@@ -19,17 +15,7 @@ import (
 // /<class>/<name> (not \u003cclass\u003e), a class that does not exist is named as such, the
 // reserved name "id" is explained, and an over-long name is refused with the limit.
 func TestRouteErrors(t *testing.T) {
-	rt, err := host.New(context.Background(), host.Config{DataDir: t.TempDir(),
-		CacheDir: filepath.Join(os.TempDir(), "dowasm-test-wazero-cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	p := testutil.GuestPath(t, "tests/guests/probe", toolchain.TinyGo)
-	wasm, _ := os.ReadFile(p)
-	if _, err := rt.LoadClass(context.Background(), "probe", p, wasm); err != nil {
-		t.Fatal(err)
-	}
+	rt := probeRuntime(t, host.Config{}, toolchain.TinyGo)
 	srv := httptest.NewServer(New(rt, nil))
 	defer srv.Close()
 	expect := func(path string, status int, want ...string) string {

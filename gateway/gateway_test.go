@@ -56,17 +56,7 @@ func FuzzParseRoute(f *testing.F) {
 // The gateway in front of a real runtime and the probe guest: errors become the right status
 // with a JSON body naming the problem.
 func TestGatewayStatuses(t *testing.T) {
-	rt, err := host.New(context.Background(), host.Config{DataDir: t.TempDir(), MaxQueue: 1,
-		CacheDir: filepath.Join(os.TempDir(), "dowasm-test-wazero-cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	p := testutil.GuestPath(t, "tests/guests/probe", toolchain.Go)
-	wasm, _ := os.ReadFile(p)
-	if _, err := rt.LoadClass(context.Background(), "probe", p, wasm); err != nil {
-		t.Fatal(err)
-	}
+	rt := probeRuntime(t, host.Config{MaxQueue: 1}, toolchain.Go)
 	g := New(rt, nil)
 	g.MaxBodySize = 1024
 	srv := httptest.NewServer(g)
@@ -125,4 +115,23 @@ func TestGatewayStatuses(t *testing.T) {
 	if !saw503 {
 		t.Fatal("a full queue never answered 503")
 	}
+}
+
+// probeRuntime is a real runtime (closed with the test) with the probe guest, built with kind,
+// loaded as class "probe".
+func probeRuntime(t *testing.T, cfg host.Config, kind toolchain.Kind) *host.Runtime {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	cfg.CacheDir = filepath.Join(os.TempDir(), "dowasm-test-wazero-cache")
+	rt, err := host.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	p := testutil.GuestPath(t, "tests/guests/probe", kind)
+	wasm, _ := os.ReadFile(p)
+	if _, err := rt.LoadClass(context.Background(), "probe", p, wasm); err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
